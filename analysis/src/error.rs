@@ -1,0 +1,133 @@
+//! The two shapes of "your input is wrong": a [`Problem`] found while checking a whole
+//! document (many are collected and shown together), and an [`InputError`] that stops
+//! reading a file at one place. Both always say where, what was found and what was expected.
+
+use std::fmt;
+
+/// One problem found in a document, at a JSON path such as `sections[1].items[3].scale`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where in the document: a JSON path, or a CSV column name.
+    pub path: String,
+    /// What is wrong, naming the bad value and what was expected.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// An error reading one input, with as much of its place as is known:
+/// `ballots.csv:14: column "appr.gaj.attitude": "7" is not an option of scale "sat5"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The file (or `<stdin>`, or a name the caller chose).
+    pub source: String,
+    /// 1-based line, when the input is text with lines.
+    pub line: Option<u64>,
+    /// 1-based column (characters), when known.
+    pub column: Option<u64>,
+    /// The field: a JSON path or a CSV column name.
+    pub field: Option<String>,
+    /// What was found and what was expected.
+    pub message: String,
+}
+
+impl InputError {
+    /// An error in `source` with no finer place yet.
+    pub fn new(source: impl Into<String>, message: impl Into<String>) -> InputError {
+        InputError {
+            source: source.into(),
+            line: None,
+            column: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// Adds the 1-based line.
+    pub fn at_line(mut self, line: u64) -> InputError {
+        self.line = Some(line);
+        self
+    }
+
+    /// Adds the 1-based column.
+    pub fn at_column(mut self, column: u64) -> InputError {
+        self.column = Some(column);
+        self
+    }
+
+    /// Adds the field (JSON path or CSV column name).
+    pub fn in_field(mut self, field: impl Into<String>) -> InputError {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Every problem found in one document, shown one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems {
+    /// The document's name (file path, or a caller's name for it).
+    pub source: String,
+    /// Each problem, in document order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{}: {} problem{} found",
+            self.source,
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Quotes a value for a message, showing control characters visibly.
+pub fn quoted(value: &str) -> String {
+    format!("{value:?}")
+}

@@ -1,0 +1,41 @@
+//! One module per subcommand, each with its `Args` and `run`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod build;
+pub mod form;
+pub mod serve;
+
+/// Pingyi 评议: offline 民主评议 / 满意度测评 questionnaires, from form to score.
+#[derive(Parser)]
+#[command(name = "pingyi", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  pingyi serve                        build the form app and serve it on http://127.0.0.1:8080/
+  pingyi form check my-form.json      list every problem of a form definition
+  pingyi form default -o my-form.json start a new form from the built-in 民主评议 questionnaire";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a form definition, or print the built-in default form.
+    Form(form::Args),
+    /// Build the form app into pkg/ (wasm + JS), ready to copy to a web server.
+    Build(build::Args),
+    /// Build the form app and serve it on this machine.
+    Serve(serve::Args),
+}
+
+/// Runs the chosen subcommand; `Ok` carries the exit code for results such as "form has problems".
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Form(args) => form::run(args),
+        Command::Build(args) => build::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args).map(|_| ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,264 @@
+//! The browser test harness: the real `pingyi serve` on a free port, chromedriver, and a
+//! headless Chromium with a fresh profile. Everything is torn down on drop, so a failing
+//! test leaves no process behind.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
+
+use thirtyfour::prelude::*;
+use thirtyfour::ChromiumLikeCapabilities;
+
+/// The repository's site folder, built once per test run.
+pub fn pkg_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("pkg")
+}
+
+fn pingyi() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pingyi"))
+}
+
+/// Builds the app into pkg/ once for this test binary (incremental when nothing changed),
+/// so the tests never run against a stale build.
+fn ensure_built() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let status = pingyi().arg("build").status().expect("run pingyi build");
+        assert!(status.success(), "pingyi build failed");
+    });
+}
+
+/// One Chromium at a time: two cores are not enough for parallel browsers to stay reliable.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `pingyi serve --no-build` on a free port, stopped on drop.
+pub struct Server {
+    child: Option<Child>,
+    /// e.g. `http://127.0.0.1:41234/`
+    pub url: String,
+    port: u16,
+    pkg: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Server {
+    /// Serves `pkg` with extra `serve` arguments (e.g. `--form f.json`).
+    pub fn start(pkg: &Path, extra: &[&str]) -> Server {
+        let mut s = Server {
+            child: None,
+            url: String::new(),
+            port: 0,
+            pkg: pkg.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.launch();
+        s
+    }
+
+    fn launch(&mut self) {
+        let mut child = pingyi()
+            .args([
+                "serve",
+                "--no-build",
+                "--port",
+                &self.port.to_string(),
+                "--pkg",
+            ])
+            .arg(&self.pkg)
+            .args(&self.extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start pingyi serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout is piped"))
+            .read_line(&mut line)
+            .expect("read the served URL");
+        let start = line
+            .find("http://")
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        self.url = line[start..].split_whitespace().next().unwrap().to_string();
+        self.port = self
+            .url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// Stops the server (the page stays open: this is "the network went away").
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A browser session on a served app. Field order matters for drop: the WebDriver
+/// session goes first, then chromedriver and any Chromium it left, then the server.
+pub struct Session {
+    pub driver: Option<WebDriver>,
+    chromedriver: Child,
+    profile: tempfile::TempDir,
+    pub server: Server,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Session {
+    /// Serves the repository's pkg/ with the default form and opens it.
+    pub async fn open() -> Session {
+        Session::open_with(&pkg_dir(), &[]).await
+    }
+
+    /// Serves `pkg` with extra serve arguments and opens the app.
+    pub async fn open_with(pkg: &Path, extra: &[&str]) -> Session {
+        let turn = one_at_a_time();
+        ensure_built();
+        let server = Server::start(pkg, extra);
+        let profile = tempfile::tempdir().expect("a temporary profile folder");
+        let port = free_port();
+        let chromedriver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver (apt-get install chromium-driver; ./test.sh does it)");
+        let webdriver_url = format!("http://127.0.0.1:{port}");
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary("/usr/bin/chromium").unwrap();
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ] {
+            caps.add_arg(arg).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let driver = loop {
+            match WebDriver::new(&webdriver_url, caps.clone()).await {
+                Ok(d) => break d,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("cannot start a Chromium session: {e}"),
+            }
+        };
+        let s = Session {
+            driver: Some(driver),
+            chromedriver,
+            profile,
+            server,
+            _turn: turn,
+        };
+        s.goto("").await;
+        s
+    }
+
+    /// The WebDriver.
+    pub fn d(&self) -> &WebDriver {
+        self.driver.as_ref().expect("the session is open")
+    }
+
+    /// Navigates to a path under the served app.
+    pub async fn goto(&self, path: &str) {
+        self.d()
+            .goto(format!("{}{}", self.server.url, path))
+            .await
+            .expect("navigate");
+    }
+
+    /// Waits (up to 30 s) for an element with this `data-testid`.
+    pub async fn find(&self, testid: &str) -> WebElement {
+        self.d()
+            .query(By::Css(format!("[data-testid='{testid}']")))
+            .wait(Duration::from_secs(30), Duration::from_millis(100))
+            .first()
+            .await
+            .unwrap_or_else(|e| panic!("no element [data-testid='{testid}']: {e}"))
+    }
+
+    /// Visible text of the whole page.
+    pub async fn page_text(&self) -> String {
+        self.d()
+            .find(By::Tag("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to 30 s) until `check` holds for the page text; returns it.
+    pub async fn wait_for_text(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.page_text().await;
+            if check(&text) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                panic!("waited 30 s for {what}; the page shows:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ends the browser session cleanly (drop does it too, less politely).
+    pub async fn close(mut self) {
+        if let Some(d) = self.driver.take() {
+            let _ = d.quit().await;
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // If the test failed before close(), the session is still open: kill chromedriver
+        // and every Chromium started with this profile.
+        self.driver.take();
+        let _ = self.chromedriver.kill();
+        let _ = self.chromedriver.wait();
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(self.profile.path().as_os_str())
+            .status();
+    }
+}
