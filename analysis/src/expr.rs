@@ -322,7 +322,7 @@ fn call(f: Func, args: &[Node], ctx: &dyn Answers) -> Value {
         Func::Not => Value::Bool(!arg(0).truthy()),
         Func::Selected => {
             let code = arg(1).string();
-            Value::Bool(arg(0).members().iter().any(|m| *m == code))
+            Value::Bool(arg(0).members().contains(&code))
         }
         Func::CountSelected => Value::Num(arg(0).members().len() as f64),
         Func::StringLength => Value::Num(arg(0).string().chars().count() as f64),

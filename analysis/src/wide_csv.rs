@@ -240,6 +240,7 @@ pub struct Reader<'f, R: Read> {
     lines: Lines,
     map: Vec<(String, Column<'f>)>,
     record: csv::StringRecord,
+    line: u64,
 }
 
 impl<'f, R: Read> Reader<'f, R> {
@@ -312,6 +313,7 @@ impl<'f, R: Read> Reader<'f, R> {
             lines,
             map,
             record: csv::StringRecord::new(),
+            line: 1,
         })
     }
 
@@ -324,9 +326,15 @@ impl<'f, R: Read> Reader<'f, R> {
                 let line = self
                     .lines
                     .line_at(self.record.position().map(|p| p.byte()).unwrap_or(0));
+                self.line = line;
                 Some(self.parse_row(line))
             }
         }
+    }
+
+    /// The 1-based line of the row last returned by [`Reader::next_ballot`] (1 before any).
+    pub fn line(&self) -> u64 {
+        self.line
     }
 
     fn parse_row(&self, line: u64) -> Result<Ballot, InputError> {

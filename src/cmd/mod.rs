@@ -4,8 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod aggregate;
+pub mod assess;
 pub mod build;
 pub mod form;
+pub mod generate;
+pub mod merge;
+pub mod score;
 pub mod serve;
 
 /// Pingyi 评议: offline 民主评议 / 满意度测评 questionnaires, from form to score.
@@ -19,7 +24,9 @@ pub struct Cli {
 const EXAMPLES: &str = "Examples:
   pingyi serve                        build the form app and serve it on http://127.0.0.1:8080/
   pingyi form check my-form.json      list every problem of a form definition
-  pingyi form default -o my-form.json start a new form from the built-in 民主评议 questionnaire";
+  pingyi form default -o my-form.json start a new form from the built-in 民主评议 questionnaire
+  pingyi merge a.csv b.json -o all.csv merge exports from many devices, each ballot once
+  pingyi score all.csv --rules r.toml scores, intervals, ranks and grades";
 
 #[derive(Subcommand)]
 enum Command {
@@ -29,6 +36,16 @@ enum Command {
     Build(build::Args),
     /// Build the form app and serve it on this machine.
     Serve(serve::Args),
+    /// Merge exports (CSV, JSON) from many devices into one file, each ballot once.
+    Merge(merge::Args),
+    /// Fold ballots or tallies into a part that `pingyi score` merges with others.
+    Aggregate(aggregate::Args),
+    /// Score ballots, tallies and parts: scores, intervals, ranks, grades.
+    Score(score::Args),
+    /// The annual assessment: the appraisal score beside other components and deductions.
+    Assess(assess::Args),
+    /// Write synthetic ballots (for trying things out and for benchmarks).
+    Generate(generate::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code for results such as "form has problems".
@@ -37,5 +54,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Form(args) => form::run(args),
         Command::Build(args) => build::run(args).map(|_| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Merge(args) => merge::run(args),
+        Command::Aggregate(args) => aggregate::run(args),
+        Command::Score(args) => score::run(args),
+        Command::Assess(args) => assess::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }

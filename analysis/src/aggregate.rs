@@ -1,0 +1,374 @@
+//! 汇总状态: the serializable, mergeable state that ballots and tallies are folded into.
+//!
+//! For every unit × group × criterion × option it holds a count (the histogram of
+//! DESIGN.md), and beside it the additive sufficient statistics that per-ballot methods
+//! need: for every unit × group, the number, sums and cross-product sums of the criterion
+//! scores of the ballot rows, kept separately for each pattern of answered criteria
+//! ([`PatternMoments`]). From those, pairwise, listwise and median-filled covariances are
+//! all exact (Cronbach's alpha, the standard error of a weighted score). Its size depends
+//! on the form (units, groups, criteria, options, at most 2^criteria patterns) and on how
+//! many distinct completion seconds were seen, never on the number of ballots.
+//!
+//! Two states merge by adding every number ([`Aggregate::merge`]), so `pingyi aggregate`
+//! on many machines and `pingyi score part1.json part2.json` on one give the same result
+//! as one run over every file. The rules that decide what is folded (points, validity,
+//! careless exclusion) are recorded as a key; states made under other rules do not merge.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+use crate::rules::Resolved;
+
+/// The format tag written into every saved state.
+pub const FORMAT: &str = "pingyi-aggregate/1";
+
+/// Sums over the ballot rows (one ballot's answers on one unit) that answered exactly one
+/// set of criteria.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Moments {
+    /// Rows.
+    pub n: u64,
+    /// Σ x_c per criterion (0 for criteria not in the pattern).
+    pub sum: Vec<f64>,
+    /// Σ x_i·x_j for i ≤ j, row-major upper triangle (k(k+1)/2 entries).
+    pub cross: Vec<f64>,
+}
+
+/// Index of (i, j), i ≤ j, in a row-major upper triangle of a k × k matrix.
+pub fn tri(k: usize, i: usize, j: usize) -> usize {
+    let (i, j) = if i <= j { (i, j) } else { (j, i) };
+    i * k - i * (i + 1) / 2 + j
+}
+
+impl Moments {
+    fn new(k: usize) -> Moments {
+        Moments {
+            n: 0,
+            sum: vec![0.0; k],
+            cross: vec![0.0; k * (k + 1) / 2],
+        }
+    }
+
+    fn add(&mut self, other: &Moments, sign: f64) {
+        self.n = (self.n as i64 + sign as i64 * other.n as i64) as u64;
+        for (a, b) in self.sum.iter_mut().zip(&other.sum) {
+            *a += sign * b;
+        }
+        for (a, b) in self.cross.iter_mut().zip(&other.cross) {
+            *a += sign * b;
+        }
+    }
+}
+
+/// Moments per pattern of answered criteria (bit c set = criterion c answered).
+pub type PatternMoments = BTreeMap<u32, Moments>;
+
+/// 选票统计: what happened to every ballot row read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Accounting {
+    /// Ballot rows read (including duplicates).
+    pub total: u64,
+    /// Rows whose response_id was already read with the same content (kept once).
+    pub duplicates: u64,
+    /// Invalid ballots by reason (blank, all_same, all_top, a cap's name, void:GROUP).
+    pub invalid: BTreeMap<String, u64>,
+    /// Valid ballots flagged as straight-lining.
+    pub straight_lining: u64,
+    /// Valid ballots flagged as too fast (when the threshold was known while reading).
+    pub too_fast: u64,
+    /// Valid ballots left out as careless, by reason (too_fast, straight_lining).
+    pub excluded: BTreeMap<String, u64>,
+    /// Too-fast thresholds (seconds) that were applied while reading, one per run.
+    pub thresholds: Vec<f64>,
+    /// Votes read from tally files (they are not ballots).
+    pub tally_votes: u64,
+}
+
+impl Accounting {
+    /// Invalid ballots of every reason.
+    pub fn invalid_total(&self) -> u64 {
+        self.invalid.values().sum()
+    }
+
+    /// Ballots that passed validity (read − duplicates − invalid).
+    pub fn valid(&self) -> u64 {
+        self.total - self.duplicates - self.invalid_total()
+    }
+
+    /// Valid ballots excluded as careless.
+    pub fn excluded_total(&self) -> u64 {
+        self.excluded.values().sum()
+    }
+}
+
+/// The mergeable state (see the module doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The form's id.
+    pub form_id: String,
+    /// The form's version.
+    pub form_version: String,
+    /// The rules that decided what was folded; see [`rules_key`].
+    pub rules_key: String,
+    /// Unit ids (the grid's), in order.
+    pub units: Vec<String>,
+    /// Group ids, in order.
+    pub groups: Vec<String>,
+    /// Criterion ids, in order.
+    pub criteria: Vec<String>,
+    /// Option codes of the scale, in order.
+    pub options: Vec<String>,
+    /// counts[((u·G + g)·C + c)·O + o]: answers per unit × group × criterion × option.
+    pub counts: Vec<u64>,
+    /// Per unit × group: ballots (or, for tallies, the largest count of votes over the
+    /// criteria) with at least one counted answer on the unit.
+    pub rated: Vec<u64>,
+    /// Per unit × group: valid ballots with no counted answer on the unit (不了解 / empty).
+    pub unrated: Vec<u64>,
+    /// Per unit × group: votes that came from tallies (no per-ballot moments for them).
+    pub tally_votes: Vec<u64>,
+    /// Per unit × group: moments of the criterion scores by answered pattern.
+    pub moments: Vec<PatternMoments>,
+    /// Per group: ballot rows read once (valid or not), for 收回票数 and the void rule.
+    pub returned: Vec<u64>,
+    /// Per group: valid ballots.
+    pub valid: Vec<u64>,
+    /// Per group: valid ballots excluded as careless.
+    pub excluded: Vec<u64>,
+    /// The ballot accounting.
+    pub ballots: Accounting,
+    /// Completion time of valid ballots, whole seconds → ballots.
+    pub durations: BTreeMap<u64, u64>,
+    /// The inputs that went in (file names).
+    pub sources: Vec<String>,
+}
+
+/// The part of the rules that decides what is folded: states must agree on it to merge.
+pub fn rules_key(r: &Resolved) -> String {
+    let key = serde_json::json!({
+        "item": r.item,
+        "points": r.options.iter().map(|o| (o.code.clone(), o.points, o.satisfied, o.counted)).collect::<Vec<_>>(),
+        "missing": r.missing,
+        "validity": r.rules.validity,
+        "careless": r.rules.careless,
+    });
+    key.to_string()
+}
+
+impl Aggregate {
+    /// An empty state for these rules.
+    pub fn new(form_id: &str, form_version: &str, r: &Resolved) -> Aggregate {
+        let (u, g, c, o) = (
+            r.units.len(),
+            r.groups.len(),
+            r.criteria.len(),
+            r.options.len(),
+        );
+        Aggregate {
+            format: FORMAT.into(),
+            form_id: form_id.into(),
+            form_version: form_version.into(),
+            rules_key: rules_key(r),
+            units: r.units.clone(),
+            groups: r.groups.clone(),
+            criteria: r.criteria.clone(),
+            options: r.options.iter().map(|o| o.code.clone()).collect(),
+            counts: vec![0; u * g * c * o],
+            rated: vec![0; u * g],
+            unrated: vec![0; u * g],
+            tally_votes: vec![0; u * g],
+            moments: vec![PatternMoments::new(); u * g],
+            returned: vec![0; g],
+            valid: vec![0; g],
+            excluded: vec![0; g],
+            ballots: Accounting::default(),
+            durations: BTreeMap::new(),
+            sources: Vec::new(),
+        }
+    }
+
+    /// Index of a unit × group pair.
+    pub fn ug(&self, u: usize, g: usize) -> usize {
+        u * self.groups.len() + g
+    }
+
+    /// Index of a unit × group × criterion × option count.
+    pub fn cell(&self, u: usize, g: usize, c: usize, o: usize) -> usize {
+        ((u * self.groups.len() + g) * self.criteria.len() + c) * self.options.len() + o
+    }
+
+    /// The counts of one unit × group × criterion, one per option.
+    pub fn histogram(&self, u: usize, g: usize, c: usize) -> &[u64] {
+        let start = self.cell(u, g, c, 0);
+        &self.counts[start..start + self.options.len()]
+    }
+
+    /// Adds one ballot row's answered criterion scores (`None` = not answered) for unit
+    /// × group `ug` to the moments.
+    pub fn add_row(&mut self, ug: usize, scores: &[Option<f64>]) {
+        let k = scores.len();
+        let mut mask = 0u32;
+        for (c, s) in scores.iter().enumerate() {
+            if s.is_some() {
+                mask |= 1 << c;
+            }
+        }
+        if mask == 0 {
+            return;
+        }
+        let m = self.moments[ug]
+            .entry(mask)
+            .or_insert_with(|| Moments::new(k));
+        m.n += 1;
+        for (i, x) in scores.iter().enumerate() {
+            let Some(x) = x else { continue };
+            m.sum[i] += x;
+            for (j, y) in scores.iter().enumerate().skip(i) {
+                if let Some(y) = y {
+                    m.cross[tri(k, i, j)] += x * y;
+                }
+            }
+        }
+    }
+
+    /// Adds `other` into this state. Both must come from the same form and rules.
+    pub fn merge(&mut self, other: &Aggregate) -> Result<(), String> {
+        self.combine(other, 1.0)
+    }
+
+    fn combine(&mut self, other: &Aggregate, sign: f64) -> Result<(), String> {
+        if other.format != FORMAT {
+            return Err(format!(
+                "format {:?} is not {FORMAT:?}, expected a state written by this version of pingyi",
+                other.format
+            ));
+        }
+        if (&other.form_id, &other.form_version) != (&self.form_id, &self.form_version) {
+            return Err(format!(
+                "was made for form {:?} version {:?}, expected form {:?} version {:?}",
+                other.form_id, other.form_version, self.form_id, self.form_version
+            ));
+        }
+        if other.units != self.units
+            || other.groups != self.groups
+            || other.criteria != self.criteria
+            || other.options != self.options
+        {
+            return Err("has other units, groups, criteria or options than this form's grid, expected the same form".into());
+        }
+        if other.rules_key != self.rules_key {
+            return Err("was aggregated under other scoring rules (points, missing-answer default, validity or careless settings), expected the rules given now; run `pingyi aggregate --rules` with the same rules file".into());
+        }
+        let add = |a: &mut Vec<u64>, b: &Vec<u64>| {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x = (*x as i64 + sign as i64 * *y as i64) as u64;
+            }
+        };
+        add(&mut self.counts, &other.counts);
+        add(&mut self.rated, &other.rated);
+        add(&mut self.unrated, &other.unrated);
+        add(&mut self.tally_votes, &other.tally_votes);
+        add(&mut self.returned, &other.returned);
+        add(&mut self.valid, &other.valid);
+        add(&mut self.excluded, &other.excluded);
+        for (a, b) in self.moments.iter_mut().zip(&other.moments) {
+            for (mask, m) in b {
+                let k = m.sum.len();
+                a.entry(*mask)
+                    .or_insert_with(|| Moments::new(k))
+                    .add(m, sign);
+            }
+        }
+        let (a, b) = (&mut self.ballots, &other.ballots);
+        a.total += b.total;
+        a.duplicates += b.duplicates;
+        for (k, v) in &b.invalid {
+            *a.invalid.entry(k.clone()).or_default() += v;
+        }
+        a.straight_lining += b.straight_lining;
+        a.too_fast += b.too_fast;
+        for (k, v) in &b.excluded {
+            *a.excluded.entry(k.clone()).or_default() += v;
+        }
+        a.thresholds.extend(&b.thresholds);
+        a.tally_votes += b.tally_votes;
+        for (s, n) in &other.durations {
+            *self.durations.entry(*s).or_default() += n;
+        }
+        self.sources.extend(other.sources.iter().cloned());
+        Ok(())
+    }
+
+    /// The state as JSON (what `pingyi aggregate -o part.json` writes).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an aggregate always serializes")
+    }
+
+    /// Reads a saved state, naming the place of any problem.
+    pub fn from_json(source: &str, text: &str) -> Result<Aggregate, InputError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let agg: Aggregate = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.to_string();
+            let msg = msg
+                .rsplit_once(" at line ")
+                .map(|(m, _)| m.to_string())
+                .unwrap_or(msg);
+            let mut err = InputError::new(
+                source,
+                format!("{msg}; expected a state written by `pingyi aggregate`"),
+            );
+            if inner.line() > 0 {
+                err = err
+                    .at_line(inner.line() as u64)
+                    .at_column(inner.column() as u64);
+            }
+            if path != "." && !path.is_empty() {
+                err = err.in_field(path);
+            }
+            err
+        })?;
+        let (u, g, c, o) = (
+            agg.units.len(),
+            agg.groups.len(),
+            agg.criteria.len(),
+            agg.options.len(),
+        );
+        let sizes = [
+            ("counts", agg.counts.len(), u * g * c * o),
+            ("rated", agg.rated.len(), u * g),
+            ("unrated", agg.unrated.len(), u * g),
+            ("tally_votes", agg.tally_votes.len(), u * g),
+            ("moments", agg.moments.len(), u * g),
+            ("returned", agg.returned.len(), g),
+            ("valid", agg.valid.len(), g),
+            ("excluded", agg.excluded.len(), g),
+        ];
+        for (field, got, want) in sizes {
+            if got != want {
+                return Err(InputError::new(
+                    source,
+                    format!("has {got} entries, expected {want} for this many units, groups, criteria and options"),
+                )
+                .in_field(field));
+            }
+        }
+        for (i, pm) in agg.moments.iter().enumerate() {
+            for (mask, m) in pm {
+                if m.sum.len() != c || m.cross.len() != c * (c + 1) / 2 || *mask >> c != 0 {
+                    return Err(InputError::new(
+                        source,
+                        format!("pattern {mask} has the wrong size, expected {c} criteria"),
+                    )
+                    .in_field(format!("moments[{i}]")));
+                }
+            }
+        }
+        Ok(agg)
+    }
+}
