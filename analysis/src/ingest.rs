@@ -28,7 +28,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::sync::Mutex;
 
-use xxhash_rust::xxh3::{xxh3_64, Xxh3Default};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::aggregate::Aggregate;
 use crate::ballot::{answer_problems, Answer, Ballot};
@@ -123,6 +123,8 @@ pub struct Row {
     pub duration: Option<u64>,
     /// Option index per unit × criterion of the scored grid, or `u8::MAX` when empty.
     pub cells: Vec<u8>,
+    /// The canonical content that `content_hash` is the fingerprint of (a reused buffer).
+    canon: Vec<u8>,
 }
 
 /// A conflicting duplicate: the same response_id with other content.
@@ -190,7 +192,8 @@ impl<'a> Session<'a> {
     /// Decodes a checked [`Ballot`] (from a JSON export) into `row`.
     pub fn decode_ballot(&self, b: &Ballot, row: &mut Row) {
         let form = self.form;
-        let mut h = Xxh3Default::new();
+        let mut h = std::mem::take(&mut row.canon);
+        h.clear();
         row.cells.fill(EMPTY);
         let nc = self.rules.criteria.len();
         for (_, col) in columns(form) {
@@ -244,7 +247,8 @@ impl<'a> Session<'a> {
         row.id.clear();
         row.id.push_str(&b.id);
         row.id_hash = id_hash(&b.id);
-        row.content_hash = h.digest();
+        row.content_hash = xxh3_64(&h);
+        row.canon = h;
         row.group = self
             .rules
             .groups
@@ -411,9 +415,9 @@ impl<'a> Session<'a> {
 }
 
 /// Adds one length-prefixed field to a content fingerprint.
-fn field(h: &mut Xxh3Default, bytes: &[u8]) {
-    h.update(&(bytes.len() as u32).to_le_bytes());
-    h.update(bytes);
+fn field(h: &mut Vec<u8>, bytes: &[u8]) {
+    h.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    h.extend_from_slice(bytes);
 }
 
 /// What one CSV column holds, for the scorer.
@@ -573,7 +577,8 @@ impl<'f> CsvLayout<'f> {
             })
         };
         row.cells.fill(EMPTY);
-        let mut h = Xxh3Default::new();
+        let mut h = std::mem::take(&mut row.canon);
+        h.clear();
         let (mut started, mut submitted) = (None, None);
         for &i in &self.form_order {
             match self.cols[i] {
@@ -729,7 +734,8 @@ impl<'f> CsvLayout<'f> {
                 }
             }
         }
-        row.content_hash = h.digest();
+        row.content_hash = xxh3_64(&h);
+        row.canon = h;
         row.duration = None;
         if let (Some(a), Some((b, i))) = (started, submitted) {
             if b < a {
@@ -870,3 +876,6 @@ pub fn fold_ballots(
     agg.sources.push(source.to_string());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1148,3 +1148,6 @@ fn reliability(
         note,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+use super::*;
+use crate::rules::Rules;
+use crate::synth::Generator;
+
+fn setup() -> (Form, Resolved) {
+    let form = Form::default_form();
+    let rules = Rules::default().resolve("test", &form).unwrap();
+    (form, rules)
+}
+
+/// Ballots with texts that stress the CSV: quotes, line breaks, formulas.
+fn ballots(form: &Form, n: usize, seed: u64) -> Vec<Ballot> {
+    let mut g = Generator::new(form, seed);
+    (0..n)
+        .map(|i| {
+            let mut b = g.ballot();
+            if i % 3 == 0 {
+                b.answers.insert(
+                    "suggestion".into(),
+                    Answer::Str(format!("=\"第{i}条\",\r\n换行 \"引号\"")),
+                );
+            }
+            if i % 4 == 0 {
+                b.answers.insert("times".into(), Answer::Number(12.0));
+                b.answers
+                    .insert("channels".into(), Answer::Codes(vec!["online".into()]));
+            }
+            b
+        })
+        .collect()
+}
+
+fn fold_text(session: &Session<'_>, text: &str) -> Aggregate {
+    let mut agg = session.empty();
+    fold_csv(session, "t.csv", text.as_bytes(), &mut agg).unwrap();
+    agg.sources.clear();
+    agg
+}
+
+#[test]
+fn the_same_ballot_as_csv_and_as_json_is_one_ballot() {
+    let (form, rules) = setup();
+    let bs = ballots(&form, 40, 3);
+    let session = Session::new(&form, &rules, Pass::Fold, None);
+    let mut agg = session.empty();
+    fold_csv(
+        &session,
+        "a.csv",
+        crate::wide_csv::to_string(&form, &bs).as_bytes(),
+        &mut agg,
+    )
+    .unwrap();
+    let once = agg.clone();
+    fold_ballots(&session, "b.json", &bs, &mut agg).unwrap();
+    assert_eq!(agg.ballots.total, 80);
+    assert_eq!(agg.ballots.duplicates, 40, "every JSON ballot is a duplicate");
+    assert_eq!(agg.counts, once.counts, "duplicates add nothing");
+    assert_eq!(agg.moments, once.moments);
+}
+
+#[test]
+fn a_changed_ballot_under_a_known_id_is_a_conflict() {
+    let (form, rules) = setup();
+    let bs = ballots(&form, 5, 4);
+    let mut changed = bs[2].clone();
+    changed.lang = "en".into();
+    let session = Session::new(&form, &rules, Pass::Fold, None);
+    let mut agg = session.empty();
+    fold_ballots(&session, "a.json", &bs, &mut agg).unwrap();
+    let err = fold_ballots(&session, "b.json", &[changed.clone()], &mut agg).unwrap_err();
+    assert_eq!(
+        err,
+        FoldError::Conflict {
+            id: changed.id.clone(),
+            source: "b.json".into(),
+            place: "[0]".into()
+        }
+    );
+}
+
+#[test]
+fn blocks_fold_like_the_stream() {
+    // Cut the data rows at line breaks outside quotes (as the parallel reader does) and
+    // fold the blocks one by one: the result must equal the one-stream fold.
+    let (form, rules) = setup();
+    let text = crate::wide_csv::to_string(&form, &ballots(&form, 60, 5));
+    let stream = fold_text(&Session::new(&form, &rules, Pass::Fold, None), &text);
+
+    let session = Session::new(&form, &rules, Pass::Fold, None);
+    let bytes = text.as_bytes();
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes);
+    let mut header = csv::ByteRecord::new();
+    rdr.read_byte_record(&mut header).unwrap();
+    let layout = CsvLayout::new(&session, "t.csv", &header).unwrap();
+    let mut start = rdr.position().byte() as usize;
+    let mut agg = session.empty();
+    let mut row = session.row();
+    let (mut quotes, mut line) = (0usize, 1 + text[..start].matches('\n').count() as u64);
+    let mut cuts = 0;
+    for (i, b) in bytes.iter().enumerate().skip(start) {
+        quotes += usize::from(*b == b'"');
+        if *b == b'\n' && quotes % 2 == 0 && (i - start > 700 || i + 1 == bytes.len()) {
+            let block = &bytes[start..=i];
+            fold_csv_block(&session, &layout, block, line, &mut agg, &mut row).unwrap();
+            line += block.iter().filter(|b| **b == b'\n').count() as u64;
+            start = i + 1;
+            cuts += 1;
+        }
+    }
+    assert!(cuts > 5, "the test cut the file into {cuts} blocks");
+    assert_eq!(start, bytes.len());
+    assert_eq!(agg, stream);
+}
+
+#[test]
+fn bad_cells_are_named_by_line_and_column() {
+    let (form, rules) = setup();
+    let bs = ballots(&form, 3, 6);
+    let text = crate::wide_csv::to_string(&form, &bs);
+    let session = Session::new(&form, &rules, Pass::Fold, None);
+    let gaj = text.lines().next().unwrap().split(',').position(|h| h == "appr.gaj.lawful").unwrap();
+    // Ballot 2 is on line 3 unless ballot 1 has a text with a line break.
+    let mut lines: Vec<String> = text.split("\r\n").map(str::to_string).collect();
+    let target = lines
+        .iter()
+        .position(|l| l.starts_with(&bs[1].id))
+        .unwrap();
+    let mut cells: Vec<String> = lines[target].split(',').map(str::to_string).collect();
+    cells[gaj] = "7".into();
+    lines[target] = cells.join(",");
+    let bad = lines.join("\r\n");
+    let mut agg = session.empty();
+    let err = fold_csv(&session, "t.csv", bad.as_bytes(), &mut agg).unwrap_err();
+    let FoldError::Input(e) = err else { panic!("{err:?}") };
+    assert_eq!(e.line, Some(target as u64 + 1));
+    assert_eq!(e.column, Some(gaj as u64 + 1));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "t.csv:{}:{}: column \"appr.gaj.lawful\": \"7\" is not an option, expected one of: 5, 4, 3, 2, 1, 9",
+            target + 1,
+            gaj + 1
+        )
+    );
+}
+
+#[test]
+fn validity_then_careless_then_fold() {
+    let form = Form::default_form();
+    let rules = Rules::from_toml(
+        "r.toml",
+        r#"
+[validity]
+all_same = true
+[careless]
+too_fast = 60
+exclude = true
+"#,
+        &form,
+    )
+    .unwrap();
+    let session = Session::new(&form, &rules, Pass::Fold, None);
+    let mut g = Generator::new(&form, 9);
+    let mut cell = |b: &mut Ballot, cells: &[(&str, &str, &str)]| {
+        let mut grid = crate::ballot::Grid::new();
+        for (u, c, code) in cells {
+            grid.entry(u.to_string())
+                .or_default()
+                .insert(c.to_string(), code.to_string());
+        }
+        b.answers.insert("appr".into(), Answer::Grid(grid));
+    };
+    let mut same = g.ballot();
+    cell(&mut same, &[("gaj", "overall", "4"), ("jyj", "overall", "4")]);
+    let mut blank = g.ballot();
+    blank.answers.remove("appr");
+    let mut unknown_only = g.ballot();
+    cell(&mut unknown_only, &[("gaj", "overall", "9")]);
+    let mut fast = g.ballot();
+    cell(&mut fast, &[("gaj", "overall", "4"), ("jyj", "overall", "2")]);
+    fast.submitted_at = crate::time::format_rfc3339(
+        crate::time::parse_rfc3339(&fast.started_at).unwrap() + 30_000,
+    );
+    let mut good = g.ballot();
+    cell(&mut good, &[("gaj", "overall", "5"), ("jyj", "overall", "9")]);
+    let mut agg = session.empty();
+    fold_ballots(&session, "x.json", &[same, blank, unknown_only, fast, good], &mut agg).unwrap();
+    let b = &agg.ballots;
+    assert_eq!(b.total, 5);
+    assert_eq!(b.invalid.get("all_same"), Some(&1));
+    assert_eq!(b.invalid.get("blank"), Some(&2), "no answer, or only 不了解");
+    assert_eq!(b.too_fast, 1);
+    assert_eq!(b.excluded.get("too_fast"), Some(&1));
+    // Only `good` is folded: gaj overall 5 once, jyj overall 9 (counted, not a vote).
+    let r = &rules;
+    let (u_gaj, u_jyj) = (
+        r.units.iter().position(|u| u == "gaj").unwrap(),
+        r.units.iter().position(|u| u == "jyj").unwrap(),
+    );
+    let overall = r.criteria.iter().position(|c| c == "overall").unwrap();
+    let total: u64 = agg.counts.iter().sum();
+    assert_eq!(total, 2);
+    let good_group = (0..agg.groups.len())
+        .find(|&g| agg.histogram(u_gaj, g, overall)[0] == 1)
+        .expect("the 5 on gaj is counted");
+    assert_eq!(agg.histogram(u_jyj, good_group, overall)[5], 1);
+    assert_eq!(agg.rated[agg.ug(u_gaj, good_group)], 1);
+    assert_eq!(agg.unrated[agg.ug(u_jyj, good_group)], 1);
+}
