@@ -73,6 +73,8 @@ pub fn build(pkg: &Path, form_json: &str) -> anyhow::Result<()> {
         .web(true)?
         .omit_default_module_path(false)
         .typescript(false)
+        .remove_name_section(true)
+        .remove_producers_section(true)
         .out_name("pingyi_app")
         .generate(pkg)
         .with_context(|| format!("wasm-bindgen failed on {}", wasm.display()))?;

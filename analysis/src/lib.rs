@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod assess;
 pub mod ballot;
 pub mod careless;
+pub mod compact;
 pub mod csv_lines;
 pub mod error;
 pub mod expr;

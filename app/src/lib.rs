@@ -1,47 +1,49 @@
-//! Pingyi's form app: renders a form from the `analysis` model, in the browser.
+//! Pingyi's form app: renders any valid form from the `analysis` model, keeps every
+//! answer and every submitted ballot on the device, works offline, has a kiosk mode and an
+//! administrator panel. Logic lives in plain structs ([`model`], [`store`]); the
+//! components in [`ui`] stay thin and reach shared state through one [`Ctx`].
 
-use analysis::form::{Form, ItemKind, Section, DEFAULT_FORM_JSON};
-use leptos::prelude::*;
+pub mod i18n;
+pub mod model;
+pub mod platform;
+pub mod store;
+mod ui;
 
-/// The whole app.
-#[component]
-pub fn App() -> impl IntoView {
-    let form = Form::from_json("default form", DEFAULT_FORM_JSON)
-        .expect("the embedded default form is valid");
-    let lang = "zh-CN".to_string();
-    let title = form.title.get(&lang).to_string();
-    let sections: Vec<_> = form
-        .sections
-        .iter()
-        .map(|s| section_view(&form, s, &lang))
-        .collect();
-    view! {
-        <main>
-            <h1 data-testid="form-title">{title}</h1>
-            {sections}
-        </main>
-    }
+pub use ui::App;
+
+use std::sync::Arc;
+
+use analysis::form::Form;
+
+/// Where the form in use came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormSource {
+    /// `form.json` next to the app (from the server, or the service worker's copy).
+    Server,
+    /// Loaded by an administrator on this device.
+    Admin,
+    /// The built-in default, when neither of the others could be read.
+    BuiltIn,
 }
 
-fn section_view(form: &Form, section: &Section, lang: &str) -> impl IntoView {
-    let items: Vec<_> = section
-        .items
-        .iter()
-        .map(|item| {
-            let grid = match &item.kind {
-                ItemKind::Appraisal { units, criteria, .. } => {
-                    let head: Vec<_> = criteria.iter().map(|c| view! { <th>{c.label.get(lang).to_string()}</th> }).collect();
-                    let rows: Vec<_> = units
-                        .iter()
-                        .filter_map(|u| form.unit(u))
-                        .map(|u| view! { <tr><th>{u.name.get(lang).to_string()}</th></tr> })
-                        .collect();
-                    Some(view! { <table><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table> })
-                }
-                _ => None,
-            };
-            view! { <section><h3>{item.label.get(lang).to_string()}</h3>{grid}</section> }
-        })
-        .collect();
-    view! { <h2>{section.title.get(lang).to_string()}</h2>{items} }
+/// A checked form with its text (stored beside ballots) and key.
+#[derive(Debug, Clone)]
+pub struct LoadedForm {
+    /// The form.
+    pub form: Form,
+    /// Its JSON text, stored with the ballots taken on it.
+    pub json: String,
+    /// `id@version`.
+    pub key: String,
+    /// Where it came from.
+    pub source: FormSource,
+}
+
+impl LoadedForm {
+    /// Parses and checks `json`.
+    pub fn parse(name: &str, json: String, source: FormSource) -> Result<Arc<LoadedForm>, analysis::error::Problems> {
+        let form = Form::from_json(name, &json)?;
+        let key = store::form_key(&form);
+        Ok(Arc::new(LoadedForm { form, json, key, source }))
+    }
 }

@@ -128,6 +128,8 @@ pub struct Session {
     pub driver: Option<WebDriver>,
     chromedriver: Child,
     profile: tempfile::TempDir,
+    /// Where the browser saves downloads (exports).
+    pub downloads: tempfile::TempDir,
     pub server: Server,
     _turn: MutexGuard<'static, ()>,
 }
@@ -144,6 +146,7 @@ impl Session {
         ensure_built();
         let server = Server::start(pkg, extra);
         let profile = tempfile::tempdir().expect("a temporary profile folder");
+        let downloads = tempfile::tempdir().expect("a temporary download folder");
         let port = free_port();
         let chromedriver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -169,6 +172,15 @@ impl Session {
         ] {
             caps.add_arg(arg).unwrap();
         }
+        caps.add_experimental_option(
+            "prefs",
+            serde_json::json!({
+                "download.default_directory": downloads.path().display().to_string(),
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+            }),
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let driver = loop {
             match WebDriver::new(&webdriver_url, caps.clone()).await {
@@ -184,6 +196,7 @@ impl Session {
             driver: Some(driver),
             chromedriver,
             profile,
+            downloads,
             server,
             _turn: turn,
         };
@@ -212,6 +225,75 @@ impl Session {
             .first()
             .await
             .unwrap_or_else(|e| panic!("no element [data-testid='{testid}']: {e}"))
+    }
+
+    /// Clicks the element with this `data-testid` (waiting for it first).
+    pub async fn click(&self, testid: &str) {
+        let el = self.find(testid).await;
+        el.scroll_into_view().await.ok();
+        el.click().await.unwrap_or_else(|e| panic!("cannot click [data-testid='{testid}']: {e}"));
+    }
+
+    /// Types into the input with this `data-testid`.
+    pub async fn type_into(&self, testid: &str, text: &str) {
+        let el = self.find(testid).await;
+        el.scroll_into_view().await.ok();
+        el.send_keys(text).await.unwrap_or_else(|e| panic!("cannot type into [data-testid='{testid}']: {e}"));
+    }
+
+    /// Whether an element with this `data-testid` exists and is displayed (no waiting).
+    pub async fn shown(&self, testid: &str) -> bool {
+        match self.d().find(By::Css(format!("[data-testid='{testid}']"))).await {
+            Ok(el) => el.is_displayed().await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Waits (up to 30 s) until the element is displayed (`true`) or not (`false`).
+    pub async fn wait_shown(&self, testid: &str, want: bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.shown(testid).await != want {
+            if Instant::now() > deadline {
+                panic!("waited 30 s for [data-testid='{testid}'] to be {}", if want { "shown" } else { "hidden" });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs JavaScript in the page and returns its JSON result.
+    pub async fn js(&self, script: &str) -> serde_json::Value {
+        self.d().execute(script, Vec::new()).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}")).json().clone()
+    }
+
+    /// Reloads the page.
+    pub async fn reload(&self) {
+        self.d().refresh().await.expect("reload");
+    }
+
+    /// Waits (up to 60 s) for a finished download whose name ends with `ext`.
+    pub async fn download(&self, ext: &str) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = std::fs::read_dir(self.downloads.path())
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(ext));
+            if let Some(p) = found {
+                return p;
+            }
+            if Instant::now() > deadline {
+                panic!("no {ext} download appeared in 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Saves a screenshot for a person to look at (under target/screenshots/).
+    pub async fn screenshot(&self, name: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("screenshots");
+        std::fs::create_dir_all(&dir).ok();
+        let _ = self.d().screenshot(&dir.join(format!("{name}.png"))).await;
     }
 
     /// Visible text of the whole page.

@@ -1,0 +1,333 @@
+//! The app's persisted state as plain, versioned structs: device settings, the draft
+//! being filled in, and the administrator PIN. The UI wraps them in signals; nothing here
+//! touches the browser, so it is tested natively.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use analysis::ballot::{self, Answer, Issue};
+use analysis::form::{Form, Item};
+use analysis::Ballot;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// localStorage keys (ballot chunks and stored forms are in [`crate::store`]).
+pub mod keys {
+    pub const SETTINGS: &str = "pingyi.v1.settings";
+    pub const DRAFT: &str = "pingyi.v1.draft";
+    pub const ACTIVE_FORM: &str = "pingyi.v1.form.active";
+    pub const CAPACITY: &str = "pingyi.v1.capacity";
+    pub const LAST_SUBMIT: &str = "pingyi.v1.last_submit";
+}
+
+/// Kiosk behaviour (自助终端模式), set by an administrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Kiosk {
+    /// Kiosk mode on.
+    pub enabled: bool,
+    /// After the thank-you screen, back to the start after this many seconds.
+    pub return_after_s: u32,
+    /// Seconds without input before the "are you still there" countdown.
+    pub idle_after_s: u32,
+    /// Length of that countdown; at its end the partial answers are discarded.
+    pub countdown_s: u32,
+    /// Shortest time between two ballots.
+    pub min_interval_s: u32,
+    /// A respondent group fixed for this device (the start screen then skips the choice).
+    pub fixed_group: Option<String>,
+    /// Ask for full screen when a ballot starts.
+    pub fullscreen: bool,
+}
+
+impl Default for Kiosk {
+    fn default() -> Kiosk {
+        Kiosk {
+            enabled: false,
+            return_after_s: 10,
+            idle_after_s: 90,
+            countdown_s: 20,
+            min_interval_s: 0,
+            fixed_group: None,
+            fullscreen: true,
+        }
+    }
+}
+
+/// A salted, iterated SHA-256 of the administrator PIN; the PIN itself is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinHash {
+    /// Random salt, hex.
+    pub salt: String,
+    /// Iterations of SHA-256.
+    pub rounds: u32,
+    /// The final digest, hex.
+    pub hash: String,
+}
+
+/// Rounds of SHA-256 for a PIN: slows guessing down without a noticeable wait on a kiosk.
+pub const PIN_ROUNDS: u32 = 20_000;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl PinHash {
+    /// Hashes `pin` with `salt` bytes.
+    pub fn new(pin: &str, salt: &[u8]) -> PinHash {
+        let salt = hex(salt);
+        PinHash { hash: digest(&salt, pin, PIN_ROUNDS), salt, rounds: PIN_ROUNDS }
+    }
+
+    /// Whether `pin` is the PIN this hash was made from.
+    pub fn matches(&self, pin: &str) -> bool {
+        digest(&self.salt, pin, self.rounds) == self.hash
+    }
+}
+
+fn digest(salt: &str, pin: &str, rounds: u32) -> String {
+    let mut h: [u8; 32] = Sha256::new().chain_update(salt).chain_update(pin).finalize().into();
+    for _ in 1..rounds {
+        h = Sha256::new().chain_update(h).chain_update(salt).finalize().into();
+    }
+    hex(&h)
+}
+
+/// A PIN is at least 4 digits.
+pub fn pin_is_acceptable(pin: &str) -> bool {
+    pin.len() >= 4 && pin.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Device settings, kept in localStorage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Format version of this struct.
+    pub version: u32,
+    /// Written into every ballot; an administrator may rename it (e.g. 政务大厅-1).
+    pub device_id: String,
+    /// Kiosk behaviour.
+    pub kiosk: Kiosk,
+    /// The administrator PIN's hash, once chosen.
+    pub pin: Option<PinHash>,
+    /// How many ballots of each form key had been exported at the last export, with the
+    /// newest ballot id then: clearing is allowed only when this matches the store.
+    pub exported: BTreeMap<String, ExportMark>,
+}
+
+/// What an export covered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportMark {
+    /// Ballots exported.
+    pub count: usize,
+    /// The newest exported ballot's id.
+    pub last_id: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { version: 1, device_id: String::new(), kiosk: Kiosk::default(), pin: None, exported: BTreeMap::new() }
+    }
+}
+
+/// A device id for a new device: `kiosk-` and eight hex digits.
+pub fn new_device_id(random: &[u8]) -> String {
+    format!("kiosk-{}", hex(&random[..4.min(random.len())]))
+}
+
+/// A random (version 4) UUID from 16 random bytes.
+pub fn uuid_v4(random: &[u8; 16]) -> String {
+    let mut b = *random;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The ballot being filled in, saved on every answer so a reload brings it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    /// The form key (`id@version`) it belongs to.
+    pub form_key: String,
+    /// 评议主体.
+    pub group: String,
+    /// Language chosen.
+    pub lang: String,
+    /// When the respondent pressed start (RFC 3339).
+    pub started_at: String,
+    /// The page (section index) shown.
+    pub page: usize,
+    /// Answers given so far.
+    pub answers: BTreeMap<String, Answer>,
+    /// Number fields whose text is not (yet) a number, kept so nothing typed is lost.
+    #[serde(default)]
+    pub unparsed: BTreeMap<String, String>,
+}
+
+impl Draft {
+    /// A fresh draft.
+    pub fn new(form_key: String, group: String, lang: String, started_at: String) -> Draft {
+        Draft { form_key, group, lang, started_at, page: 0, answers: BTreeMap::new(), unparsed: BTreeMap::new() }
+    }
+
+    /// Sets or clears one answer.
+    pub fn set(&mut self, item: &str, answer: Option<Answer>) {
+        match answer {
+            Some(a) => self.answers.insert(item.to_string(), a),
+            None => self.answers.remove(item),
+        };
+    }
+
+    /// Sets one grid cell (`None` clears it).
+    pub fn set_cell(&mut self, item: &str, unit: &str, criterion: &str, code: Option<&str>) {
+        let entry = self.answers.entry(item.to_string()).or_insert_with(|| Answer::Grid(Default::default()));
+        if let Answer::Grid(g) = entry {
+            match code {
+                Some(c) => {
+                    g.entry(unit.to_string()).or_default().insert(criterion.to_string(), c.to_string());
+                }
+                None => {
+                    if let Some(row) = g.get_mut(unit) {
+                        row.remove(criterion);
+                        if row.is_empty() {
+                            g.remove(unit);
+                        }
+                    }
+                }
+            }
+            if g.is_empty() {
+                self.answers.remove(item);
+            }
+        }
+    }
+
+    /// Toggles one code of a multi answer.
+    pub fn toggle(&mut self, item: &str, code: &str, on: bool) {
+        let mut codes = match self.answers.get(item) {
+            Some(Answer::Codes(c)) => c.clone(),
+            _ => Vec::new(),
+        };
+        codes.retain(|c| c != code);
+        if on {
+            codes.push(code.to_string());
+        }
+        self.set(item, (!codes.is_empty()).then_some(Answer::Codes(codes)));
+    }
+
+    /// Records what was typed into a number field.
+    pub fn set_number_text(&mut self, item: &str, text: &str) {
+        let t = text.trim();
+        self.unparsed.remove(item);
+        if t.is_empty() {
+            self.set(item, None);
+        } else if let Some(x) = t.parse::<f64>().ok().filter(|x| x.is_finite()) {
+            self.set(item, Some(Answer::Number(x)));
+        } else {
+            self.set(item, None);
+            self.unparsed.insert(item.to_string(), text.to_string());
+        }
+    }
+
+    /// The problems of the items on `items`, in order: the form's own rules, plus number
+    /// fields holding text that is not a number.
+    pub fn problems<'f>(&self, form: &'f Form, items: impl Iterator<Item = &'f Item>) -> Vec<(&'f Item, Problem)> {
+        let answers = ballot::relevant_answers(form, &self.answers);
+        items
+            .filter(|item| ballot::is_relevant(form, &answers, item))
+            .filter_map(|item| {
+                if self.unparsed.contains_key(&item.id) {
+                    return Some((item, Problem::NotANumber));
+                }
+                ballot::item_issue(form, &answers, item).map(|i| (item, Problem::Rule(i)))
+            })
+            .collect()
+    }
+
+    /// Turns the draft into a ballot: only relevant answers are kept.
+    pub fn to_ballot(&self, form: &Form, id: String, device_id: String, submitted_at: String) -> Ballot {
+        Ballot {
+            id,
+            form_id: form.id.clone(),
+            form_version: form.version.clone(),
+            device_id,
+            group: self.group.clone(),
+            lang: self.lang.clone(),
+            started_at: self.started_at.clone(),
+            submitted_at,
+            answers: ballot::relevant_answers(form, &self.answers),
+        }
+    }
+}
+
+/// Why an item blocks moving on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    /// A rule of the form (required, constraint, a bad answer).
+    Rule(Issue),
+    /// A number field holds text that is not a number.
+    NotANumber,
+}
+
+/// The pages (section indexes) that have at least one relevant item.
+pub fn visible_pages(form: &Form, answers: &BTreeMap<String, Answer>) -> Vec<usize> {
+    let answers = ballot::relevant_answers(form, answers);
+    form.sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.items.iter().any(|i| ballot::is_relevant(form, &answers, i)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Ids of the items whose problems are shown (after a refused Next or Submit).
+pub type Shown = BTreeSet<String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_hash_matches_only_its_pin_and_does_not_contain_it() {
+        let h = PinHash::new("246810", &[7; 16]);
+        assert!(h.matches("246810"));
+        assert!(!h.matches("246811"));
+        let stored = serde_json::to_string(&h).unwrap();
+        assert!(!stored.contains("246810"), "{stored}");
+        assert_ne!(PinHash::new("246810", &[8; 16]).hash, h.hash, "the salt changes the hash");
+        assert!(pin_is_acceptable("0000") && !pin_is_acceptable("123") && !pin_is_acceptable("12a4"));
+    }
+
+    #[test]
+    fn uuid_has_version_and_variant() {
+        let u = uuid_v4(&[0xff; 16]);
+        assert_eq!(u, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert_eq!(u.len(), 36);
+    }
+
+    #[test]
+    fn draft_edits_and_hidden_answers() {
+        let form = Form::default_form();
+        let mut d = Draft::new("k".into(), "public".into(), "zh-CN".into(), "2026-11-22T01:00:00.000Z".into());
+        d.toggle("channels", "online", true);
+        d.toggle("channels", "phone", true);
+        d.toggle("channels", "online", false);
+        assert_eq!(d.answers["channels"], Answer::Codes(vec!["phone".into()]));
+        d.set_cell("appr", "gaj", "overall", Some("2"));
+        d.set_cell("appr", "gaj", "overall", None);
+        assert!(!d.answers.contains_key("appr"));
+        d.set_number_text("times", "12x");
+        assert!(d.problems(&form, form.items()).iter().any(|(i, p)| i.id == "times" && *p == Problem::NotANumber));
+        d.set_number_text("times", " 12 ");
+        assert_eq!(d.answers["times"], Answer::Number(12.0));
+        d.set("contact", Some(Answer::Str("never".into())));
+        let b = d.to_ballot(&form, "id".into(), "dev".into(), "2026-11-22T01:05:00.000Z".into());
+        assert!(!b.answers.contains_key("channels") && !b.answers.contains_key("times"), "hidden answers are not submitted");
+    }
+
+    #[test]
+    fn pages_without_relevant_items_are_skipped() {
+        let form = Form::default_form();
+        assert_eq!(visible_pages(&form, &BTreeMap::new()), vec![0, 1, 2]);
+    }
+}

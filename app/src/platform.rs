@@ -1,0 +1,174 @@
+//! Everything that talks to the browser directly: local storage, the clock, randomness,
+//! file downloads and uploads, focus, full screen, persistent storage and fetching the
+//! form. The rest of the app calls these small functions and stays testable.
+
+use analysis::time::format_rfc3339;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::store::KeyValue;
+
+/// `window.localStorage` as a [`KeyValue`].
+#[derive(Clone)]
+pub struct BrowserStorage(web_sys::Storage);
+
+impl BrowserStorage {
+    /// The page's local storage, if the browser allows it.
+    pub fn local() -> Option<BrowserStorage> {
+        web_sys::window()?.local_storage().ok().flatten().map(BrowserStorage)
+    }
+}
+
+fn describe(e: JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.name()) + ": " + &String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+impl KeyValue for BrowserStorage {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get_item(key).ok().flatten()
+    }
+    fn set(&self, key: &str, value: &str) -> Result<(), String> {
+        self.0.set_item(key, value).map_err(describe)
+    }
+    fn remove(&self, key: &str) {
+        let _ = self.0.remove_item(key);
+    }
+    fn keys(&self) -> Vec<String> {
+        let n = self.0.length().unwrap_or(0);
+        (0..n).filter_map(|i| self.0.key(i).ok().flatten()).collect()
+    }
+}
+
+/// Free room left in local storage (UTF-16 units), found by storing ever larger strings
+/// in a scratch key (binary search to 1,024 units). Costly, so the app does it rarely and
+/// remembers the total.
+pub fn probe_free(kv: &dyn KeyValue) -> u64 {
+    const PROBE: &str = "pingyi.v1.probe";
+    let fits = |n: u64| {
+        let ok = kv.set(PROBE, &"0".repeat(n as usize)).is_ok();
+        kv.remove(PROBE);
+        ok
+    };
+    let (mut lo, mut hi) = (0u64, 1024u64);
+    while fits(hi) {
+        lo = hi;
+        hi *= 2;
+        if hi > 1 << 31 {
+            return lo;
+        }
+    }
+    while hi - lo > 1024 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo + crate::store::cost(PROBE)
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Now as RFC 3339 UTC with milliseconds.
+pub fn now_iso() -> String {
+    format_rfc3339(now_ms() as i64)
+}
+
+/// Cryptographically random bytes (works outside secure contexts too).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    if let Some(crypto) = web_sys::window().and_then(|w| w.crypto().ok()) {
+        let _ = crypto.get_random_values_with_u8_array(&mut buf);
+    }
+    buf
+}
+
+/// Offers `content` as a file download named `filename`.
+pub fn download(filename: &str, mime: &str, content: &str) -> Result<(), String> {
+    let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let parts = js_sys::Array::of1(&JsValue::from_str(content));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(describe)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(describe)?;
+    let a: web_sys::HtmlAnchorElement = doc.create_element("a").map_err(describe)?.unchecked_into();
+    a.set_href(&url);
+    a.set_download(filename);
+    doc.body().ok_or("no body")?.append_child(&a).map_err(describe)?;
+    a.click();
+    a.remove();
+    // Revoking at once can cancel the download in some browsers; a minute is plenty.
+    leptos::prelude::set_timeout(
+        move || {
+            let _ = web_sys::Url::revoke_object_url(&url);
+        },
+        std::time::Duration::from_secs(60),
+    );
+    Ok(())
+}
+
+/// Reads a file the user picked, as text.
+pub async fn read_file(file: web_sys::File) -> Result<String, String> {
+    let text = JsFuture::from(file.text()).await.map_err(describe)?;
+    text.as_string().ok_or_else(|| "the file is not text".into())
+}
+
+/// Fetches a text resource (through the service worker when offline).
+pub async fn fetch_text(url: &str) -> Result<String, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(describe)?.unchecked_into();
+    if !resp.ok() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let text = JsFuture::from(resp.text().map_err(describe)?).await.map_err(describe)?;
+    text.as_string().ok_or_else(|| "not text".into())
+}
+
+/// Moves keyboard focus to the element with this id (after the DOM has caught up).
+pub fn focus(id: String) {
+    leptos::prelude::request_animation_frame(move || {
+        if let Some(el) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id(&id))
+            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _ = el.focus();
+            el.scroll_into_view_with_bool(false);
+        }
+    });
+}
+
+/// Scrolls to the top of the page.
+pub fn scroll_top() {
+    if let Some(w) = web_sys::window() {
+        w.scroll_to_with_x_and_y(0.0, 0.0);
+    }
+}
+
+/// Sets `<html lang>` so screen readers and fonts follow the chosen language.
+pub fn set_document_lang(lang: &str) {
+    if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+        let _ = el.set_attribute("lang", lang);
+    }
+}
+
+/// Asks for full screen (must run inside a click handler).
+pub fn request_fullscreen() {
+    if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+        let _ = el.request_fullscreen();
+    }
+}
+
+/// Asks the browser to keep this site's storage when space runs short; `Some(true)` when granted.
+pub async fn persist_storage() -> Option<bool> {
+    let storage = web_sys::window()?.navigator().storage();
+    let granted = JsFuture::from(storage.persist().ok()?).await.ok()?;
+    granted.as_bool()
+}

@@ -1,0 +1,357 @@
+//! The device's ballot store: where a submitted ballot lives until an official exports it.
+//!
+//! It sits on a plain key–value interface ([`KeyValue`]), which is the browser's
+//! `localStorage` in the app and a map with a quota in the tests. The layout:
+//!
+//! - `pingyi.v1.b.000001` … chunks: the first line is the form key (`id@version`), a tab
+//!   and the device id; then one ballot per line in [`analysis::compact`] form, at most
+//!   [`CHUNK_BALLOTS`] per chunk.
+//!   Appending rewrites one chunk with a single `setItem`, which the browser applies
+//!   whole or not at all, so a crash never leaves half a ballot.
+//! - `pingyi.v1.forms.<form key>`: the form definition the ballots of that key were
+//!   taken with, so they can be exported after the device has moved on to another form.
+//!
+//! A write is read back before it counts as done; only then does the app thank the
+//! respondent. A line that cannot be decoded is never deleted by the store: it is counted
+//! and reported, and stays where it is.
+//!
+//! Space is counted the way Chromium counts it: in UTF-16 units of keys and values
+//! (Chromium allows 5,242,880 per site, 10 MiB), whatever the characters are.
+
+use std::collections::BTreeMap;
+
+use analysis::compact;
+use analysis::form::Form;
+use analysis::Ballot;
+
+/// Ballots per chunk: small enough that rewriting a chunk on every submit is cheap.
+pub const CHUNK_BALLOTS: usize = 200;
+
+const CHUNK_PREFIX: &str = "pingyi.v1.b.";
+const FORM_PREFIX: &str = "pingyi.v1.forms.";
+
+/// A string store with a quota, such as `localStorage`.
+pub trait KeyValue {
+    /// The value at `key`.
+    fn get(&self, key: &str) -> Option<String>;
+    /// Stores `value` at `key`; an error (e.g. the quota) leaves the old value in place.
+    fn set(&self, key: &str, value: &str) -> Result<(), String>;
+    /// Removes `key`.
+    fn remove(&self, key: &str);
+    /// Every key.
+    fn keys(&self) -> Vec<String>;
+}
+
+/// Room a string takes in local storage: its UTF-16 units (see the module doc).
+pub fn cost(s: &str) -> u64 {
+    s.encode_utf16().count() as u64
+}
+
+/// Room every key and value in `kv` takes, in UTF-16 units.
+pub fn used(kv: &dyn KeyValue) -> u64 {
+    kv.keys()
+        .iter()
+        .map(|k| cost(k) + kv.get(k).map(|v| cost(&v)).unwrap_or(0))
+        .sum()
+}
+
+/// The key of a form: `id@version`.
+pub fn form_key(form: &Form) -> String {
+    format!("{}@{}", form.id, form.version)
+}
+
+#[derive(Debug, Clone)]
+struct Chunk {
+    key: String,
+    form_key: String,
+    device: String,
+    count: usize,
+}
+
+/// Why a ballot was not stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreError {
+    /// The browser refused the write (usually: storage is full).
+    Refused(String),
+    /// The write seemed to succeed but reading it back gave something else.
+    NotReadBack(String),
+    /// The ballot could not be encoded (a bug, reported rather than hidden).
+    Encode(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Refused(e) => write!(f, "the browser refused to store it ({e})"),
+            StoreError::NotReadBack(k) => write!(f, "{k} did not read back as written"),
+            StoreError::Encode(e) => write!(f, "it could not be encoded ({e})"),
+        }
+    }
+}
+
+/// Ballots of one form, read back from the store.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The decoded ballots, oldest first.
+    pub ballots: Vec<Ballot>,
+    /// Lines that could not be decoded (kept in storage, never deleted by the store).
+    pub damaged: usize,
+}
+
+/// The ballot store over a [`KeyValue`].
+pub struct BallotStore<S: KeyValue> {
+    kv: S,
+    chunks: Vec<Chunk>,
+}
+
+impl<S: KeyValue> BallotStore<S> {
+    /// Opens the store, finding the chunks already there.
+    pub fn open(kv: S) -> BallotStore<S> {
+        let mut keys: Vec<String> = kv.keys().into_iter().filter(|k| k.starts_with(CHUNK_PREFIX)).collect();
+        keys.sort();
+        let chunks = keys
+            .into_iter()
+            .filter_map(|key| {
+                let value = kv.get(&key)?;
+                let mut lines = value.split('\n');
+                let (form_key, device) = lines.next()?.split_once('\t')?;
+                let (form_key, device) = (form_key.to_string(), device.to_string());
+                let count = lines.filter(|l| !l.is_empty()).count();
+                Some(Chunk { key, form_key, device, count })
+            })
+            .collect();
+        BallotStore { kv, chunks }
+    }
+
+    /// The key–value store underneath.
+    pub fn kv(&self) -> &S {
+        &self.kv
+    }
+
+    /// Stores a ballot of `form` (whose definition text is `form_json`) and reads it back.
+    pub fn append(&mut self, form: &Form, form_json: &str, ballot: &Ballot) -> Result<(), StoreError> {
+        let line = compact::encode(form, ballot).map_err(StoreError::Encode)?;
+        let fkey = form_key(form);
+        let form_slot = format!("{FORM_PREFIX}{fkey}");
+        if self.kv.get(&form_slot).as_deref() != Some(form_json) {
+            self.kv.set(&form_slot, form_json).map_err(StoreError::Refused)?;
+        }
+        let device = ballot.device_id.replace(['\t', '\n', '\r'], " ");
+        let open = self
+            .chunks
+            .iter()
+            .rposition(|c| c.form_key == fkey && c.device == device && c.count < CHUNK_BALLOTS);
+        let (key, value) = match open {
+            Some(i) => {
+                let key = self.chunks[i].key.clone();
+                let old = self.kv.get(&key).unwrap_or_else(|| format!("{fkey}\t{device}"));
+                (key, format!("{old}\n{line}"))
+            }
+            None => {
+                let next = self
+                    .chunks
+                    .iter()
+                    .filter_map(|c| c.key[CHUNK_PREFIX.len()..].parse::<u64>().ok())
+                    .max()
+                    .map_or(1, |n| n + 1);
+                (format!("{CHUNK_PREFIX}{next:06}"), format!("{fkey}\t{device}\n{line}"))
+            }
+        };
+        self.kv.set(&key, &value).map_err(StoreError::Refused)?;
+        if self.kv.get(&key).as_deref() != Some(value.as_str()) {
+            return Err(StoreError::NotReadBack(key));
+        }
+        match open {
+            Some(i) => self.chunks[i].count += 1,
+            None => self.chunks.push(Chunk { key, form_key: fkey, device, count: 1 }),
+        }
+        Ok(())
+    }
+
+    /// Number of stored ballots (lines), decoded or not.
+    pub fn count(&self) -> usize {
+        self.chunks.iter().map(|c| c.count).sum()
+    }
+
+    /// Number of stored ballots per form key.
+    pub fn count_by_form(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for c in &self.chunks {
+            *out.entry(c.form_key.clone()).or_insert(0) += c.count;
+        }
+        out
+    }
+
+    /// The form definition text stored for a form key.
+    pub fn form_json(&self, fkey: &str) -> Option<String> {
+        self.kv.get(&format!("{FORM_PREFIX}{fkey}"))
+    }
+
+    /// Every ballot of one form key, decoded with that form.
+    pub fn ballots(&self, fkey: &str) -> Stored {
+        let mut out = Stored::default();
+        let form = self
+            .form_json(fkey)
+            .and_then(|json| Form::from_json(fkey, &json).ok());
+        for c in self.chunks.iter().filter(|c| c.form_key == fkey) {
+            let Some(value) = self.kv.get(&c.key) else { continue };
+            for line in value.split('\n').skip(1).filter(|l| !l.is_empty()) {
+                match form.as_ref().map(|f| compact::decode(f, &c.device, line)) {
+                    Some(Ok(b)) => out.ballots.push(b),
+                    _ => out.damaged += 1,
+                }
+            }
+        }
+        out
+    }
+
+    /// The largest stored line's room (UTF-16 units), to judge whether one more ballot fits.
+    pub fn largest_line(&self) -> u64 {
+        self.chunks
+            .iter()
+            .filter_map(|c| self.kv.get(&c.key))
+            .flat_map(|v| v.split('\n').skip(1).map(|l| cost(l) + 1).collect::<Vec<_>>())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Removes every ballot and the stored forms (only after an export; the app checks).
+    pub fn clear(&mut self) {
+        for c in self.chunks.drain(..) {
+            self.kv.remove(&c.key);
+        }
+        for key in self.kv.keys() {
+            if key.starts_with(FORM_PREFIX) {
+                self.kv.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod memory {
+    //! An in-memory [`KeyValue`] with a quota, counting like Chromium.
+
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A map with a byte quota; clones share the map (like two handles on localStorage).
+    #[derive(Clone, Default)]
+    pub struct Memory {
+        pub map: Rc<RefCell<BTreeMap<String, String>>>,
+        pub quota: u64,
+    }
+
+    impl KeyValue for Memory {
+        fn get(&self, key: &str) -> Option<String> {
+            self.map.borrow().get(key).cloned()
+        }
+        fn set(&self, key: &str, value: &str) -> Result<(), String> {
+            let old = self.get(key).map(|v| cost(key) + cost(&v)).unwrap_or(0);
+            if used(self) - old + cost(key) + cost(value) > self.quota {
+                return Err("QuotaExceededError".into());
+            }
+            self.map.borrow_mut().insert(key.into(), value.into());
+            Ok(())
+        }
+        fn remove(&self, key: &str) {
+            self.map.borrow_mut().remove(key);
+        }
+        fn keys(&self) -> Vec<String> {
+            self.map.borrow().keys().cloned().collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::Memory;
+    use super::*;
+    use analysis::ballot::{Answer, Grid};
+    use analysis::form::DEFAULT_FORM_JSON;
+
+    fn ballot(form: &Form, n: usize) -> Ballot {
+        let mut g = Grid::new();
+        for (i, u) in form.units.iter().enumerate() {
+            for c in ["attitude", "efficiency", "lawful", "integrity", "overall"] {
+                let code = ["5", "4", "3", "2", "1", "9"][(n + i) % 6];
+                g.entry(u.id.clone()).or_default().insert(c.into(), code.into());
+            }
+        }
+        let mut answers = BTreeMap::new();
+        answers.insert("contact".to_string(), Answer::Str("often".into()));
+        answers.insert("appr".to_string(), Answer::Grid(g));
+        Ballot {
+            id: format!("00000000-0000-4000-8000-{n:012}"),
+            form_id: form.id.clone(),
+            form_version: form.version.clone(),
+            device_id: "kiosk-1".into(),
+            group: "public".into(),
+            lang: "zh-CN".into(),
+            started_at: "2026-11-22T01:00:00.000Z".into(),
+            submitted_at: "2026-11-22T01:03:00.000Z".into(),
+            answers,
+        }
+    }
+
+    #[test]
+    fn ballots_come_back_across_chunks_and_reopen() {
+        let form = Form::default_form();
+        let kv = Memory { quota: 10_000_000, ..Memory::default() };
+        let mut store = BallotStore::open(kv.clone());
+        for n in 0..(CHUNK_BALLOTS + 5) {
+            store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, n)).unwrap();
+        }
+        let reopened = BallotStore::open(kv);
+        assert_eq!(reopened.count(), CHUNK_BALLOTS + 5);
+        let stored = reopened.ballots(&form_key(&form));
+        assert_eq!(stored.damaged, 0);
+        assert_eq!(stored.ballots.len(), CHUNK_BALLOTS + 5);
+        assert_eq!(stored.ballots[7], ballot(&form, 7));
+        assert_eq!(stored.ballots[CHUNK_BALLOTS + 4], ballot(&form, CHUNK_BALLOTS + 4));
+    }
+
+    #[test]
+    fn a_full_store_refuses_and_keeps_every_earlier_ballot() {
+        let form = Form::default_form();
+        let kv = Memory { quota: 30_000, ..Memory::default() };
+        let mut store = BallotStore::open(kv.clone());
+        let mut stored = 0;
+        let err = loop {
+            match store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, stored)) {
+                Ok(()) => stored += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+        assert!(stored > 150, "only {stored} ballots fit in 30,000 characters");
+        let back = BallotStore::open(kv).ballots(&form_key(&form));
+        assert_eq!(back.ballots.len(), stored);
+        assert_eq!(back.ballots.last(), Some(&ballot(&form, stored - 1)));
+    }
+
+    #[test]
+    fn damaged_lines_are_counted_not_dropped() {
+        let form = Form::default_form();
+        let kv = Memory { quota: 1_000_000, ..Memory::default() };
+        let mut store = BallotStore::open(kv.clone());
+        store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1)).unwrap();
+        store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, 2)).unwrap();
+        let key = kv.keys().into_iter().find(|k| k.starts_with(CHUNK_PREFIX)).unwrap();
+        let v = kv.get(&key).unwrap();
+        kv.set(&key, &format!("{v}\n[1,\"broken")).unwrap();
+        let store = BallotStore::open(kv.clone());
+        assert_eq!(store.count(), 3);
+        let back = store.ballots(&form_key(&form));
+        assert_eq!((back.ballots.len(), back.damaged), (2, 1));
+        assert!(kv.get(&key).unwrap().ends_with("[1,\"broken"));
+    }
+
+    #[test]
+    fn costs_are_utf16_units_as_chromium_counts() {
+        assert_eq!(cost("abc"), 3);
+        assert_eq!(cost("满意a"), 3);
+        assert_eq!(cost("𝄞"), 2);
+    }
+}

@@ -1,0 +1,501 @@
+//! The administrator's screen, behind a PIN chosen on first use: device name, ballots by
+//! group, storage, export (CSV through the `analysis` writer, and JSON), clearing only
+//! after an export and a typed confirmation, loading a new form, kiosk settings.
+
+use std::collections::BTreeMap;
+
+use analysis::{json, wide_csv};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::Ctx;
+use crate::i18n::fill;
+use crate::model::{self, keys, ExportMark, Kiosk, PinHash};
+use crate::platform;
+use crate::store::KeyValue;
+use crate::{FormSource, LoadedForm};
+
+#[component]
+pub fn AdminScreen() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let unlocked = ctx.admin_unlocked;
+    view! {
+        <section class="admin" data-testid="admin">
+            <h1>{t.admin_title}</h1>
+            {move || if unlocked.get() { view! { <Panel/> }.into_any() } else { view! { <PinGate unlocked=unlocked/> }.into_any() }}
+        </section>
+    }
+}
+
+#[component]
+fn PinGate(unlocked: RwSignal<bool>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let pin = RwSignal::new(String::new());
+    let repeat = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let failures = RwSignal::new(0u32);
+    let locked_until = RwSignal::new(0.0f64);
+    let creating = ctx.settings.with_untracked(|s| s.pin.is_none());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let p = pin.get_untracked();
+        let locked_left = ((locked_until.get_untracked() - platform::now_ms()) / 1000.0).ceil() as i64;
+        if creating {
+            if !model::pin_is_acceptable(&p) {
+                error.set(Some(t.pin_too_short.into()));
+            } else if p != repeat.get_untracked() {
+                error.set(Some(t.pin_mismatch.into()));
+            } else {
+                let mut s = ctx.settings.get_untracked();
+                s.pin = Some(PinHash::new(&p, &platform::random_bytes::<16>()));
+                match ctx.save_settings(s) {
+                    Ok(()) => unlocked.set(true),
+                    Err(e) => error.set(Some(fill(t.save_failed, &[("e", &e)]))),
+                }
+            }
+        } else if locked_left > 0 {
+            error.set(Some(fill(t.pin_locked, &[("n", &locked_left)])));
+        } else if ctx.settings.with_untracked(|s| s.pin.as_ref().is_some_and(|h| h.matches(&p))) {
+            unlocked.set(true);
+        } else {
+            failures.update(|f| *f += 1);
+            if failures.get_untracked() >= 5 {
+                failures.set(0);
+                locked_until.set(platform::now_ms() + 60_000.0);
+            }
+            error.set(Some(t.pin_wrong.into()));
+        }
+        pin.set(String::new());
+        repeat.set(String::new());
+    };
+    view! {
+        <form class="pin" on:submit=submit data-testid="pin-form">
+            <label for="pin">{if creating { t.pin_create } else { t.pin_enter }}</label>
+            <input id="pin" type="password" inputmode="numeric" autocomplete="off" data-testid="pin"
+                prop:value=pin on:input=move |ev| pin.set(event_target_value(&ev))/>
+            {creating.then(|| view! {
+                <p class="muted">{t.pin_create_hint}</p>
+                <label for="pin-repeat">{t.pin_repeat}</label>
+                <input id="pin-repeat" type="password" inputmode="numeric" autocomplete="off" data-testid="pin-repeat"
+                    prop:value=repeat on:input=move |ev| repeat.set(event_target_value(&ev))/>
+            })}
+            <p class="error" role="alert" data-testid="pin-error">{error}</p>
+            <div class="actions">
+                <button type="submit" class="primary" data-testid="pin-ok">{t.pin_ok}</button>
+                <button type="button" class="secondary" on:click=move |_| ctx.to_start()>{t.cancel}</button>
+            </div>
+        </form>
+    }
+}
+
+/// A file-name-safe version of a device id.
+fn file_part(s: &str) -> String {
+    s.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// Local date and time as `20261122-0930`, for file names.
+fn local_stamp() -> String {
+    let d = js_sys::Date::new_0();
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}",
+        d.get_full_year(),
+        d.get_month() + 1,
+        d.get_date(),
+        d.get_hours(),
+        d.get_minutes()
+    )
+}
+
+#[component]
+fn Panel() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let message = RwSignal::new(None::<String>);
+    // Every stored form's ballots, re-read when the store changes.
+    let summary = Memo::new(move |_| {
+        ctx.store_rev.track();
+        ctx.store.with_value(|s| {
+            s.count_by_form()
+                .into_keys()
+                .map(|fkey| {
+                    let stored = s.ballots(&fkey);
+                    let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
+                    for b in &stored.ballots {
+                        *by_group.entry(b.group.clone()).or_insert(0) += 1;
+                    }
+                    let last = stored.ballots.last().map(|b| b.id.clone()).unwrap_or_default();
+                    (fkey, stored.ballots.len(), stored.damaged, by_group, last)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    let lang = ctx.lang_now();
+    let all_exported = move || {
+        let marks = ctx.settings.with(|s| s.exported.clone());
+        summary.with(|forms| {
+            forms.iter().all(|(fkey, n, _, _, last)| marks.get(fkey).is_some_and(|m| m.count == *n && m.last_id == *last))
+        })
+    };
+    let total = Signal::derive(move || summary.with(|f| f.iter().map(|x| x.1).sum::<usize>()));
+
+    let export = move |fkey: String, as_csv: bool| {
+        let t = ctx.t();
+        let Some(form_json) = ctx.store.with_value(|s| s.form_json(&fkey)) else { return };
+        let Ok(loaded) = LoadedForm::parse(&fkey, form_json, FormSource::Admin) else { return };
+        let stored = ctx.store.with_value(|s| s.ballots(&fkey));
+        let device = ctx.settings.with_untracked(|s| s.device_id.clone());
+        let name = format!("pingyi-{}-{}-{}", file_part(&device), file_part(&loaded.form.id), local_stamp());
+        let result = if as_csv {
+            platform::download(&format!("{name}.csv"), "text/csv;charset=utf-8", &wide_csv::to_string(&loaded.form, &stored.ballots))
+        } else {
+            platform::download(&format!("{name}.json"), "application/json", &json::to_string(&stored.ballots))
+        };
+        match result {
+            Ok(()) => {
+                let mut s = ctx.settings.get_untracked();
+                let at = platform::now_iso();
+                let last_id = stored.ballots.last().map(|b| b.id.clone()).unwrap_or_default();
+                s.exported.insert(fkey, ExportMark { count: stored.ballots.len(), last_id, at: at.clone() });
+                let _ = ctx.save_settings(s);
+                message.set(Some(fill(t.exported_at, &[("n", &stored.ballots.len()), ("t", &at)])));
+            }
+            Err(e) => message.set(Some(fill(t.save_failed, &[("e", &e)]))),
+        }
+    };
+
+    view! {
+        <div class="panel" data-testid="admin-panel">
+            <p class="notice" role="status" data-testid="admin-message">{message}</p>
+            <DeviceSection message=message/>
+
+            <section>
+                <h2>{t.ballots_stored}</h2>
+                <p class="big-number" data-testid="ballot-total">{total}</p>
+                {move || summary.get().into_iter().enumerate().map(|(k, (fkey, n, damaged, by_group, _))| {
+                    let form = ctx.form.get_untracked();
+                    let label = |g: &str| {
+                        form.as_ref().and_then(|f| f.form.group(g).map(|x| x.label.get(&lang).to_string())).unwrap_or_else(|| g.to_string())
+                    };
+                    let rows = by_group.iter().map(|(g, c)| view! { <tr><td>{label(g)}</td><td data-testid=format!("count-{g}")>{*c}</td></tr> }).collect_view();
+                    let (k1, k2) = (fkey.clone(), fkey.clone());
+                    view! {
+                        <div class="form-ballots">
+                            <h3>{fill(t.form_of_ballots, &[("form", &fkey), ("n", &n)])}</h3>
+                            <table>
+                                <thead><tr><th scope="col">{t.group_col}</th><th scope="col">{t.count_col}</th></tr></thead>
+                                <tbody>{rows}</tbody>
+                            </table>
+                            {(damaged > 0).then(|| view! { <p class="warning">{fill(t.damaged_lines, &[("n", &damaged)])}</p> })}
+                            <div class="actions">
+                                <button class="primary" data-testid=format!("export-csv-{k}") on:click=move |_| export(k1.clone(), true)>{t.export_csv}</button>
+                                <button class="secondary" data-testid=format!("export-json-{k}") on:click=move |_| export(k2.clone(), false)>{t.export_json}</button>
+                            </div>
+                        </div>
+                    }
+                }).collect_view()}
+                <p class="muted" hidden=Signal::derive(move || total.get() > 0)>{t.nothing_to_export}</p>
+            </section>
+
+            <StorageSection/>
+            <ClearSection all_exported=Signal::derive(all_exported) total=total message=message/>
+            <FormSection message=message/>
+            <KioskSection message=message/>
+            <PinSection message=message/>
+
+            <div class="actions">
+                <button class="secondary big" data-testid="admin-close" on:click=move |_| ctx.to_start()>{t.close_admin}</button>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+fn DeviceSection(message: RwSignal<Option<String>>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let name = RwSignal::new(ctx.settings.with_untracked(|s| s.device_id.clone()));
+    let save = move |_| {
+        let n = name.get_untracked().trim().to_string();
+        if n.is_empty() {
+            return;
+        }
+        let mut s = ctx.settings.get_untracked();
+        s.device_id = n;
+        message.set(Some(match ctx.save_settings(s) {
+            Ok(()) => t.saved.to_string(),
+            Err(e) => fill(t.save_failed, &[("e", &e)]),
+        }));
+    };
+    view! {
+        <section>
+            <h2>{t.device}</h2>
+            <label for="device-id">{t.device_id}</label>
+            <div class="inline">
+                <input id="device-id" type="text" maxlength="40" data-testid="device-id"
+                    prop:value=name on:input=move |ev| name.set(event_target_value(&ev))/>
+                <button class="secondary" data-testid="device-save" on:click=save>{t.save}</button>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn StorageSection() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let line = move || {
+        // Sizes in KB as the browser counts them: two bytes per UTF-16 unit.
+        let used = ctx.used();
+        let cap = ctx.capacity.get().unwrap_or(used).max(1);
+        let left = cap.saturating_sub(used);
+        let per = ctx.store.with_value(|s| s.largest_line()).max(100);
+        let more = left / per;
+        let p = (used as f64 / cap as f64 * 100.0).floor() as u64;
+        let kb = |units: u64| units * 2 / 1024;
+        (fill(t.storage_line, &[("used", &kb(used)), ("left", &kb(left)), ("n", &more), ("cap", &kb(cap)), ("p", &p)]), p)
+    };
+    view! {
+        <section>
+            <h2>{t.storage}</h2>
+            <p data-testid="storage-line">{Signal::derive(move || line().0)}</p>
+            {move || {
+                let (frac, fits) = ctx.space();
+                if !fits {
+                    Some(view! { <p class="warning full" role="alert" data-testid="admin-storage-full">{t.storage_full}</p> }.into_any())
+                } else if frac >= 0.8 {
+                    Some(view! { <p class="warning" role="alert" data-testid="admin-storage-warning">{fill(t.storage_nearly_full, &[("p", &line().1)])}</p> }.into_any())
+                } else {
+                    None
+                }
+            }}
+            <p class="muted">{Signal::derive(move || match ctx.persisted.get() {
+                Some(true) => t.storage_persistent,
+                _ => t.storage_not_persistent,
+            })}</p>
+        </section>
+    }
+}
+
+#[component]
+fn ClearSection(all_exported: Signal<bool>, total: Signal<usize>, message: RwSignal<Option<String>>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let typed = RwSignal::new(String::new());
+    let word_ok = move || {
+        let t = typed.get();
+        let t = t.trim();
+        t == crate::i18n::ZH.clear_word || t.eq_ignore_ascii_case(crate::i18n::EN.clear_word)
+    };
+    let clear = move |_| {
+        if !(all_exported.get_untracked() && word_ok()) {
+            return;
+        }
+        ctx.store.update_value(|s| s.clear());
+        let mut s = ctx.settings.get_untracked();
+        s.exported.clear();
+        let _ = ctx.save_settings(s);
+        ctx.store_rev.update(|r| *r += 1);
+        typed.set(String::new());
+        message.set(Some(t.cleared.into()));
+    };
+    view! {
+        <section>
+            <h2>{t.clear}</h2>
+            <Show when=move || { total.get() > 0 && !all_exported.get() }>
+                <p class="muted" data-testid="clear-needs-export">{t.clear_needs_export}</p>
+            </Show>
+            <Show when=move || { total.get() > 0 && all_exported.get() }>
+                <label for="clear-word">{fill(t.clear_type, &[("w", &t.clear_word)])}</label>
+                <div class="inline">
+                    <input id="clear-word" type="text" autocomplete="off" data-testid="clear-word"
+                        prop:value=typed on:input=move |ev| typed.set(event_target_value(&ev))/>
+                    <button class="danger" data-testid="clear-button" disabled=Signal::derive(move || !word_ok()) on:click=clear>{t.clear_button}</button>
+                </div>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn FormSection(message: RwSignal<Option<String>>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let problems = RwSignal::new(Vec::<String>::new());
+    let on_file = move |ev: leptos::ev::Event| {
+        let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        let name = file.name();
+        input.set_value("");
+        leptos::task::spawn_local(async move {
+            let t = ctx.t();
+            if ctx.draft.get_untracked().is_some() {
+                problems.set(vec![t.draft_in_progress.into()]);
+                return;
+            }
+            let text = match platform::read_file(file).await {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.set(vec![format!("{name}: {e}")]);
+                    return;
+                }
+            };
+            match LoadedForm::parse(&name, text.clone(), FormSource::Admin) {
+                Err(p) => {
+                    let mut list = vec![fill(t.form_problems, &[("n", &p.problems.len())])];
+                    list.extend(p.problems.iter().map(|x| x.to_string()));
+                    problems.set(list);
+                }
+                Ok(loaded) => match ctx.kv().set(keys::ACTIVE_FORM, &text) {
+                    Ok(()) => {
+                        problems.set(Vec::new());
+                        ctx.lang.set(loaded.form.languages[0].clone());
+                        ctx.form.set(Some(loaded));
+                        message.set(Some(t.form_loaded.into()));
+                    }
+                    Err(e) => problems.set(vec![fill(t.save_failed, &[("e", &e)])]),
+                },
+            }
+        });
+    };
+    let use_server = move |_| {
+        ctx.kv().remove(keys::ACTIVE_FORM);
+        leptos::task::spawn_local(async move {
+            if let Ok(json) = platform::fetch_text("form.json").await {
+                if let Ok(f) = LoadedForm::parse("form.json", json, FormSource::Server) {
+                    ctx.form.set(Some(f));
+                    message.set(Some(t.form_loaded.into()));
+                }
+            }
+        });
+    };
+    view! {
+        <section>
+            <h2>{t.form_section}</h2>
+            <p data-testid="current-form">{move || ctx.form.get().map(|f| fill(t.current_form, &[
+                ("title", &f.form.title.get(&ctx.lang.get())), ("id", &f.form.id), ("v", &f.form.version),
+            ]))}</p>
+            <label for="form-file">{t.load_form}</label>
+            <input id="form-file" type="file" accept=".json,application/json" data-testid="form-file" on:change=on_file/>
+            <Show when=move || !problems.get().is_empty()>
+                <ul class="problems" role="alert" data-testid="form-problems">
+                    {move || problems.get().into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
+                </ul>
+            </Show>
+            <Show when=move || ctx.form.get().is_some_and(|f| f.source == FormSource::Admin)>
+                <button class="secondary" data-testid="use-server-form" on:click=use_server>{t.use_server_form}</button>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn KioskSection(message: RwSignal<Option<String>>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let k = ctx.settings.with_untracked(|s| s.kiosk.clone());
+    let enabled = RwSignal::new(k.enabled);
+    let fullscreen = RwSignal::new(k.fullscreen);
+    let group = RwSignal::new(k.fixed_group.clone().unwrap_or_default());
+    let fields = [
+        ("kiosk-return", RwSignal::new(k.return_after_s.to_string())),
+        ("kiosk-idle", RwSignal::new(k.idle_after_s.to_string())),
+        ("kiosk-countdown", RwSignal::new(k.countdown_s.to_string())),
+        ("kiosk-interval", RwSignal::new(k.min_interval_s.to_string())),
+    ];
+    let error = RwSignal::new(false);
+    let save = move |_| {
+        let parsed: Vec<Option<u32>> =
+            fields.iter().map(|(_, v)| v.get_untracked().trim().parse::<u32>().ok().filter(|n| *n <= 86_400)).collect();
+        if parsed.iter().any(Option::is_none) {
+            error.set(true);
+            return;
+        }
+        error.set(false);
+        let n: Vec<u32> = parsed.into_iter().flatten().collect();
+        let g = group.get_untracked();
+        let mut s = ctx.settings.get_untracked();
+        s.kiosk = Kiosk {
+            enabled: enabled.get_untracked(),
+            return_after_s: n[0].max(1),
+            idle_after_s: n[1].max(1),
+            countdown_s: n[2],
+            min_interval_s: n[3],
+            fixed_group: (!g.is_empty()).then_some(g),
+            fullscreen: fullscreen.get_untracked(),
+        };
+        message.set(Some(match ctx.save_settings(s) {
+            Ok(()) => t.saved.to_string(),
+            Err(e) => fill(t.save_failed, &[("e", &e)]),
+        }));
+    };
+    let labels = [t.kiosk_return, t.kiosk_idle, t.kiosk_countdown, t.kiosk_interval];
+    let lang = ctx.lang_now();
+    let initial_group = group.get_untracked();
+    let group_options = ctx.form.get_untracked().map(|f| {
+        f.form
+            .groups
+            .iter()
+            .map(|g| {
+                let selected = g.id == initial_group;
+                view! { <option value=g.id.clone() selected=selected>{g.label.get(&lang).to_string()}</option> }
+            })
+            .collect_view()
+    });
+    view! {
+        <section>
+            <h2>{t.kiosk}</h2>
+            <label class="check">
+                <input type="checkbox" data-testid="kiosk-enabled" prop:checked=enabled on:change=move |ev| enabled.set(event_target_checked(&ev))/>
+                {t.kiosk_enabled}
+            </label>
+            {fields.into_iter().enumerate().map(|(i, (id, v))| view! {
+                <label for=id>{labels[i]}</label>
+                <input id=id type="text" inputmode="numeric" data-testid=id prop:value=v on:input=move |ev| v.set(event_target_value(&ev))/>
+            }).collect_view()}
+            <label for="kiosk-group">{t.kiosk_group}</label>
+            <select id="kiosk-group" data-testid="kiosk-group" on:change=move |ev| group.set(event_target_value(&ev))>
+                <option value="" selected=initial_group.is_empty()>{t.kiosk_any_group}</option>
+                {group_options}
+            </select>
+            <label class="check">
+                <input type="checkbox" data-testid="kiosk-fullscreen" prop:checked=fullscreen on:change=move |ev| fullscreen.set(event_target_checked(&ev))/>
+                {t.kiosk_fullscreen}
+            </label>
+            <p class="error" role="alert">{Signal::derive(move || error.get().then_some(t.kiosk_bad_number))}</p>
+            <button class="secondary" data-testid="kiosk-save" on:click=save>{t.save}</button>
+        </section>
+    }
+}
+
+#[component]
+fn PinSection(message: RwSignal<Option<String>>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let new_pin = RwSignal::new(String::new());
+    let save = move |_| {
+        let p = new_pin.get_untracked();
+        if !model::pin_is_acceptable(&p) {
+            message.set(Some(t.pin_too_short.into()));
+            return;
+        }
+        let mut s = ctx.settings.get_untracked();
+        s.pin = Some(PinHash::new(&p, &platform::random_bytes::<16>()));
+        new_pin.set(String::new());
+        message.set(Some(match ctx.save_settings(s) {
+            Ok(()) => t.pin_changed.to_string(),
+            Err(e) => fill(t.save_failed, &[("e", &e)]),
+        }));
+    };
+    view! {
+        <section>
+            <h2>{t.change_pin}</h2>
+            <div class="inline">
+                <input type="password" inputmode="numeric" autocomplete="off" aria-label=t.change_pin
+                    prop:value=new_pin on:input=move |ev| new_pin.set(event_target_value(&ev))/>
+                <button class="secondary" on:click=save>{t.save}</button>
+            </div>
+        </section>
+    }
+}

@@ -1,0 +1,320 @@
+//! The components. [`App`] loads the form, restores the draft, provides [`Ctx`] and
+//! switches between the screens: start, the form's pages, thank-you, administration.
+
+mod admin;
+mod items;
+mod kiosk;
+mod pages;
+mod start;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use analysis::form::DEFAULT_FORM_JSON;
+use leptos::prelude::*;
+
+use crate::i18n::{self, Texts};
+use crate::model::{self, keys, Draft, Settings, Shown};
+use crate::platform::{self, BrowserStorage};
+use crate::store::{self, BallotStore, KeyValue};
+use crate::{FormSource, LoadedForm};
+
+/// Which screen is shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Screen {
+    /// Title, notice, group, language, start.
+    Start,
+    /// The form's pages (the page number is in the draft).
+    Form,
+    /// Thank-you, with the stored ballot's id.
+    Thanks(String),
+    /// Administration (behind the PIN).
+    Admin,
+}
+
+/// Shared state, provided once as context.
+#[derive(Clone, Copy)]
+pub struct Ctx {
+    pub form: RwSignal<Option<Arc<LoadedForm>>>,
+    pub settings: RwSignal<Settings>,
+    pub draft: RwSignal<Option<Draft>>,
+    pub screen: RwSignal<Screen>,
+    pub lang: RwSignal<String>,
+    pub large: RwSignal<bool>,
+    pub store: StoredValue<BallotStore<BrowserStorage>, LocalStorage>,
+    /// Bumped whenever the store changes, so counts and space are re-read.
+    pub store_rev: RwSignal<u32>,
+    /// UTF-16 units local storage can hold in all (probed once, remembered).
+    pub capacity: RwSignal<Option<u64>>,
+    /// Items whose problems are shown (after a refused Next or Submit).
+    pub shown: RwSignal<Shown>,
+    /// A message across the top (e.g. a save that failed).
+    pub notice: RwSignal<Option<String>>,
+    /// When the last ballot was stored (ms).
+    pub last_submit: RwSignal<f64>,
+    /// A clock ticking once a second, for countdowns.
+    pub now: RwSignal<f64>,
+    /// When the person at the screen last did something (ms).
+    pub last_input: StoredValue<f64>,
+    /// Whether the browser granted persistent storage.
+    pub persisted: RwSignal<Option<bool>>,
+    /// The respondent group picked on the start screen, before the draft exists.
+    pub chosen_group: RwSignal<Option<String>>,
+    /// Whether the PIN was given for this visit to the admin screen.
+    pub admin_unlocked: RwSignal<bool>,
+}
+
+impl Ctx {
+    /// The interface texts in the current language. Screens are rebuilt when the language
+    /// changes, so they read it once (untracked) and render plain text: far less code in
+    /// the wasm than a reactive closure per label.
+    pub fn t(&self) -> &'static Texts {
+        i18n::texts(&self.lang.get_untracked())
+    }
+
+    /// The current language, untracked (see [`Ctx::t`]).
+    pub fn lang_now(&self) -> String {
+        self.lang.get_untracked()
+    }
+
+    /// Reads the local storage underneath the store.
+    pub fn kv(&self) -> BrowserStorage {
+        self.store.with_value(|s| s.kv().clone())
+    }
+
+    /// Changes the draft and saves it at once, so a reload or crash loses nothing typed.
+    pub fn edit_draft(&self, f: impl FnOnce(&mut Draft)) {
+        let mut saved = None;
+        self.draft.update(|d| {
+            if let Some(d) = d.as_mut() {
+                f(d);
+                saved = serde_json::to_string(d).ok();
+            }
+        });
+        if let Some(json) = saved {
+            if let Err(e) = self.kv().set(keys::DRAFT, &json) {
+                self.notice.set(Some(i18n::fill(self.t().save_failed, &[("e", &e)])));
+            }
+        }
+    }
+
+    /// Drops the draft (submitted, or discarded for the next person's privacy).
+    pub fn drop_draft(&self) {
+        self.draft.set(None);
+        self.shown.set(Shown::new());
+        self.kv().remove(keys::DRAFT);
+    }
+
+    /// Saves the settings.
+    pub fn save_settings(&self, s: Settings) -> Result<(), String> {
+        let json = serde_json::to_string(&s).map_err(|e| e.to_string())?;
+        self.kv().set(keys::SETTINGS, &json)?;
+        self.settings.set(s);
+        Ok(())
+    }
+
+    /// Room used in local storage now, in UTF-16 units (tracks `store_rev`).
+    pub fn used(&self) -> u64 {
+        self.store_rev.track();
+        store::used(&self.kv())
+    }
+
+    /// Storage state for warnings: (used fraction, whether one more ballot fits).
+    pub fn space(&self) -> (f64, bool) {
+        let used = self.used();
+        let Some(cap) = self.capacity.get() else {
+            return (0.0, true);
+        };
+        let largest = self.store.with_value(|s| s.largest_line());
+        // Room for the next ballot's line and the draft while it is filled in, with a margin.
+        let reserve = 2 * largest.max(512) + 4096;
+        (used as f64 / cap as f64, used + reserve <= cap)
+    }
+
+    /// Back to the start screen, ready for the next person.
+    pub fn to_start(&self) {
+        let s = self.settings.get_untracked();
+        if s.kiosk.enabled {
+            self.large.set(false);
+            if let Some(f) = self.form.get_untracked() {
+                self.lang.set(f.form.languages[0].clone());
+            }
+        }
+        self.notice.set(None);
+        self.admin_unlocked.set(false);
+        self.screen.set(Screen::Start);
+        platform::scroll_top();
+    }
+}
+
+/// Reads settings, creating the device id on first use.
+fn load_settings(kv: &BrowserStorage) -> Settings {
+    let mut s: Settings = kv
+        .get(keys::SETTINGS)
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    if s.device_id.is_empty() {
+        s.device_id = model::new_device_id(&platform::random_bytes::<4>());
+        if let Ok(json) = serde_json::to_string(&s) {
+            let _ = kv.set(keys::SETTINGS, &json);
+        }
+    }
+    s
+}
+
+/// The form to use: an administrator's, else `form.json`, else the built-in one.
+async fn load_form(kv: &BrowserStorage) -> (Arc<LoadedForm>, bool) {
+    if let Some(json) = kv.get(keys::ACTIVE_FORM) {
+        if let Ok(f) = LoadedForm::parse("form.active", json, FormSource::Admin) {
+            return (f, false);
+        }
+    }
+    if let Ok(json) = platform::fetch_text("form.json").await {
+        if let Ok(f) = LoadedForm::parse("form.json", json, FormSource::Server) {
+            return (f, false);
+        }
+    }
+    let f = LoadedForm::parse("default form", DEFAULT_FORM_JSON.to_string(), FormSource::BuiltIn)
+        .expect("the built-in form is checked by the analysis tests");
+    (f, true)
+}
+
+/// The whole app.
+#[component]
+pub fn App() -> impl IntoView {
+    let Some(kv) = BrowserStorage::local() else {
+        return view! {
+            <main class="fatal" role="alert">
+                <p>"本浏览器禁止本网站保存数据，无法填写问卷。请联系工作人员。"</p>
+                <p lang="en">"This browser does not let the site store data, so ballots cannot be taken. Please call a member of staff."</p>
+            </main>
+        }
+        .into_any();
+    };
+    let settings = load_settings(&kv);
+    let last_submit = kv.get(keys::LAST_SUBMIT).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let capacity = kv.get(keys::CAPACITY).and_then(|v| v.parse().ok());
+    let ctx = Ctx {
+        form: RwSignal::new(None),
+        settings: RwSignal::new(settings),
+        draft: RwSignal::new(None),
+        screen: RwSignal::new(Screen::Start),
+        lang: RwSignal::new("zh-CN".into()),
+        large: RwSignal::new(false),
+        store: StoredValue::new_local(BallotStore::open(kv.clone())),
+        store_rev: RwSignal::new(0),
+        capacity: RwSignal::new(capacity),
+        shown: RwSignal::new(Shown::new()),
+        notice: RwSignal::new(None),
+        last_submit: RwSignal::new(last_submit),
+        now: RwSignal::new(platform::now_ms()),
+        last_input: StoredValue::new(platform::now_ms()),
+        persisted: RwSignal::new(None),
+        chosen_group: RwSignal::new(None),
+        admin_unlocked: RwSignal::new(false),
+    };
+    provide_context(ctx);
+
+    // Large text stays on for the browser session (sessionStorage), not across people on a kiosk.
+    if let Some(ss) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
+        ctx.large.set(ss.get_item("pingyi.large").ok().flatten().as_deref() == Some("1"));
+        Effect::new(move |_| {
+            let _ = ss.set_item("pingyi.large", if ctx.large.get() { "1" } else { "0" });
+        });
+    }
+    Effect::new(move |_| platform::set_document_lang(&ctx.lang.get()));
+
+    leptos::task::spawn_local(async move {
+        let kv = ctx.kv();
+        let (loaded, fell_back) = load_form(&kv).await;
+        let draft: Option<Draft> = kv.get(keys::DRAFT).and_then(|j| serde_json::from_str(&j).ok());
+        match draft {
+            Some(d) if d.form_key == loaded.key => {
+                ctx.lang.set(d.lang.clone());
+                ctx.draft.set(Some(d));
+                ctx.screen.set(Screen::Form);
+            }
+            Some(_) => kv.remove(keys::DRAFT),
+            None => ctx.lang.set(loaded.form.languages[0].clone()),
+        }
+        if fell_back {
+            ctx.notice.set(Some(ctx.t().form_fallback.to_string()));
+        }
+        ctx.form.set(Some(loaded));
+        if ctx.capacity.get_untracked().is_none() {
+            let cap = store::used(&kv) + platform::probe_free(&kv);
+            let _ = kv.set(keys::CAPACITY, &cap.to_string());
+            ctx.capacity.set(Some(cap));
+        }
+        ctx.persisted.set(platform::persist_storage().await);
+    });
+
+    kiosk::watch_activity(ctx);
+    let _ = set_interval_with_handle(
+        move || {
+            ctx.now.set(platform::now_ms());
+            kiosk::tick(ctx);
+        },
+        Duration::from_secs(1),
+    );
+
+    view! {
+        <div class="app" class:large=move || ctx.large.get()>
+            <TopBar/>
+            {move || ctx.notice.get().map(|n| view! { <p class="notice" role="alert" data-testid="notice">{n}</p> })}
+            <main id="main">
+                {move || match (ctx.form.get(), ctx.screen.get(), ctx.lang.get()) {
+                    (None, ..) => view! { <p class="loading" role="status">{ctx.t().loading}</p> }.into_any(),
+                    (Some(_), Screen::Start, _) => view! { <start::StartScreen/> }.into_any(),
+                    (Some(_), Screen::Form, _) => view! { <pages::FormPages/> }.into_any(),
+                    (Some(_), Screen::Thanks(id), _) => view! { <start::Thanks id=id/> }.into_any(),
+                    (Some(_), Screen::Admin, _) => view! { <admin::AdminScreen/> }.into_any(),
+                }}
+            </main>
+            <kiosk::IdleWarning/>
+        </div>
+    }
+    .into_any()
+}
+
+/// Language switch and large-text toggle, on every screen.
+#[component]
+fn TopBar() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let pick = move |l: String| {
+        ctx.lang.set(l.clone());
+        if ctx.draft.get_untracked().is_some() {
+            ctx.edit_draft(|d| d.lang = l);
+        }
+    };
+    move || {
+        let current = ctx.lang.get();
+        let large = ctx.large.get();
+        let t = ctx.t();
+        let langs = ctx.form.get().map(|f| f.form.languages.clone()).unwrap_or_else(|| vec!["zh-CN".into(), "en".into()]);
+        view! {
+            <header class="topbar">
+                <span class="brand" aria-hidden="true">"评议"</span>
+                <nav class="tools" aria-label=t.language>
+                    {langs
+                        .into_iter()
+                        .map(|l| {
+                            let short = if l.starts_with("en") { "en" } else { "zh" };
+                            let pressed = (l == current).to_string();
+                            view! {
+                                <button class="tool" lang=l.clone() data-testid=format!("lang-{short}") aria-pressed=pressed
+                                    on:click=move |_| pick(l.clone())>
+                                    {i18n::texts(&l).lang_name}
+                                </button>
+                            }
+                        })
+                        .collect_view()}
+                    <button class="tool" data-testid="large-text" aria-pressed=large.to_string()
+                        on:click=move |_| ctx.large.set(!large)>
+                        {if large { t.normal_text } else { t.large_text }}
+                    </button>
+                </nav>
+            </header>
+        }
+    }
+}

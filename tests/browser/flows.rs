@@ -1,0 +1,103 @@
+//! What a citizen and an official do with the default form, as reusable steps, and the
+//! answers those steps give (to compare with what comes back out of an export).
+
+use std::collections::BTreeMap;
+
+use analysis::ballot::{Answer, Grid};
+use analysis::form::{Form, ItemKind};
+
+use crate::harness::Session;
+
+/// The default form's grid: (units, criteria).
+pub fn grid_shape() -> (Vec<String>, Vec<String>) {
+    let form = Form::default_form();
+    let ItemKind::Appraisal { units, criteria, .. } = &form.item("appr").unwrap().kind else { unreachable!() };
+    (units.clone(), criteria.iter().map(|c| c.id.clone()).collect())
+}
+
+/// A grid answer where every cell is `code`, except `overall` of the first unit.
+pub fn grid_answers(code: &str, first_overall: &str) -> Grid {
+    let (units, criteria) = grid_shape();
+    let mut g = Grid::new();
+    for (i, u) in units.iter().enumerate() {
+        for c in &criteria {
+            let v = if i == 0 && c == "overall" { first_overall } else { code };
+            g.entry(u.clone()).or_default().insert(c.clone(), v.to_string());
+        }
+    }
+    g
+}
+
+/// Chooses a group and starts a ballot from the start screen.
+pub async fn start(s: &Session, group: &str) {
+    s.click(&format!("group-{group}")).await;
+    s.click("start-button").await;
+    s.find("page-about").await;
+}
+
+/// Answers page 1 (about you) and moves on.
+pub async fn fill_about(s: &Session) {
+    s.click("opt-contact-often").await;
+    s.click("opt-channels-online").await;
+    s.click("opt-channels-phone").await;
+    s.type_into("input-times", "12").await;
+    s.click("next").await;
+    s.find("page-appraisal").await;
+}
+
+/// Clicks every cell of the grid as in `grid`.
+pub async fn fill_grid(s: &Session, grid: &Grid) {
+    for (unit, row) in grid {
+        for (crit, code) in row {
+            s.click(&format!("opt-appr-{unit}-{crit}-{code}")).await;
+        }
+    }
+}
+
+/// The answers [`fill_about`] gives.
+pub fn about_answers() -> BTreeMap<String, Answer> {
+    let mut a = BTreeMap::new();
+    a.insert("contact".into(), Answer::Str("often".into()));
+    a.insert("channels".into(), Answer::Codes(vec!["online".into(), "phone".into()]));
+    a.insert("times".into(), Answer::Number(12.0));
+    a
+}
+
+/// Goes through a whole ballot: group `public`, every page, a dissatisfied overall for the
+/// first unit (so the follow-up question appears), a formula-like suggestion. Returns the
+/// answers that the stored ballot must hold.
+pub async fn complete_ballot(s: &Session) -> BTreeMap<String, Answer> {
+    start(s, "public").await;
+    fill_about(s).await;
+    let grid = grid_answers("4", "2");
+    fill_grid(s, &grid).await;
+    s.click("next").await;
+    s.find("page-opinions").await;
+    s.click("opt-environment-4").await;
+    s.type_into("input-why", "窗口排队太久").await;
+    s.type_into("input-suggestion", "=1+1 建议增加\"自助机\"").await;
+    s.click("submit").await;
+    s.find("thanks").await;
+    let mut a = about_answers();
+    a.insert("appr".into(), Answer::Grid(grid));
+    a.insert("environment".into(), Answer::Str("4".into()));
+    a.insert("why".into(), Answer::Str("窗口排队太久".into()));
+    a.insert("suggestion".into(), Answer::Str("=1+1 建议增加\"自助机\"".into()));
+    a
+}
+
+/// Opens the admin screen, choosing the PIN on first use or entering it after.
+pub async fn open_admin(s: &Session, pin: &str, first_time: bool) {
+    s.click("open-admin").await;
+    s.type_into("pin", pin).await;
+    if first_time {
+        s.type_into("pin-repeat", pin).await;
+    }
+    s.click("pin-ok").await;
+    s.find("admin-panel").await;
+}
+
+/// The number of ballots the admin screen reports.
+pub async fn admin_total(s: &Session) -> usize {
+    s.find("ballot-total").await.text().await.unwrap().trim().parse().unwrap()
+}
