@@ -53,7 +53,10 @@ fn the_same_ballot_as_csv_and_as_json_is_one_ballot() {
     let once = agg.clone();
     fold_ballots(&session, "b.json", &bs, &mut agg).unwrap();
     assert_eq!(agg.ballots.total, 80);
-    assert_eq!(agg.ballots.duplicates, 40, "every JSON ballot is a duplicate");
+    assert_eq!(
+        agg.ballots.duplicates, 40,
+        "every JSON ballot is a duplicate"
+    );
     assert_eq!(agg.counts, once.counts, "duplicates add nothing");
     assert_eq!(agg.moments, once.moments);
 }
@@ -120,20 +123,25 @@ fn bad_cells_are_named_by_line_and_column() {
     let bs = ballots(&form, 3, 6);
     let text = crate::wide_csv::to_string(&form, &bs);
     let session = Session::new(&form, &rules, Pass::Fold, None);
-    let gaj = text.lines().next().unwrap().split(',').position(|h| h == "appr.gaj.lawful").unwrap();
+    let gaj = text
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|h| h == "appr.gaj.lawful")
+        .unwrap();
     // Ballot 2 is on line 3 unless ballot 1 has a text with a line break.
     let mut lines: Vec<String> = text.split("\r\n").map(str::to_string).collect();
-    let target = lines
-        .iter()
-        .position(|l| l.starts_with(&bs[1].id))
-        .unwrap();
+    let target = lines.iter().position(|l| l.starts_with(&bs[1].id)).unwrap();
     let mut cells: Vec<String> = lines[target].split(',').map(str::to_string).collect();
     cells[gaj] = "7".into();
     lines[target] = cells.join(",");
     let bad = lines.join("\r\n");
     let mut agg = session.empty();
     let err = fold_csv(&session, "t.csv", bad.as_bytes(), &mut agg).unwrap_err();
-    let FoldError::Input(e) = err else { panic!("{err:?}") };
+    let FoldError::Input(e) = err else {
+        panic!("{err:?}")
+    };
     assert_eq!(e.line, Some(target as u64 + 1));
     assert_eq!(e.column, Some(gaj as u64 + 1));
     assert_eq!(
@@ -163,7 +171,7 @@ exclude = true
     .unwrap();
     let session = Session::new(&form, &rules, Pass::Fold, None);
     let mut g = Generator::new(&form, 9);
-    let mut cell = |b: &mut Ballot, cells: &[(&str, &str, &str)]| {
+    let cell = |b: &mut Ballot, cells: &[(&str, &str, &str)]| {
         let mut grid = crate::ballot::Grid::new();
         for (u, c, code) in cells {
             grid.entry(u.to_string())
@@ -173,24 +181,42 @@ exclude = true
         b.answers.insert("appr".into(), Answer::Grid(grid));
     };
     let mut same = g.ballot();
-    cell(&mut same, &[("gaj", "overall", "4"), ("jyj", "overall", "4")]);
+    cell(
+        &mut same,
+        &[("gaj", "overall", "4"), ("jyj", "overall", "4")],
+    );
     let mut blank = g.ballot();
     blank.answers.remove("appr");
     let mut unknown_only = g.ballot();
     cell(&mut unknown_only, &[("gaj", "overall", "9")]);
     let mut fast = g.ballot();
-    cell(&mut fast, &[("gaj", "overall", "4"), ("jyj", "overall", "2")]);
-    fast.submitted_at = crate::time::format_rfc3339(
-        crate::time::parse_rfc3339(&fast.started_at).unwrap() + 30_000,
+    cell(
+        &mut fast,
+        &[("gaj", "overall", "4"), ("jyj", "overall", "2")],
     );
+    fast.submitted_at =
+        crate::time::format_rfc3339(crate::time::parse_rfc3339(&fast.started_at).unwrap() + 30_000);
     let mut good = g.ballot();
-    cell(&mut good, &[("gaj", "overall", "5"), ("jyj", "overall", "9")]);
+    cell(
+        &mut good,
+        &[("gaj", "overall", "5"), ("jyj", "overall", "9")],
+    );
     let mut agg = session.empty();
-    fold_ballots(&session, "x.json", &[same, blank, unknown_only, fast, good], &mut agg).unwrap();
+    fold_ballots(
+        &session,
+        "x.json",
+        &[same, blank, unknown_only, fast, good],
+        &mut agg,
+    )
+    .unwrap();
     let b = &agg.ballots;
     assert_eq!(b.total, 5);
     assert_eq!(b.invalid.get("all_same"), Some(&1));
-    assert_eq!(b.invalid.get("blank"), Some(&2), "no answer, or only 不了解");
+    assert_eq!(
+        b.invalid.get("blank"),
+        Some(&2),
+        "no answer, or only 不了解"
+    );
     assert_eq!(b.too_fast, 1);
     assert_eq!(b.excluded.get("too_fast"), Some(&1));
     // Only `good` is folded: gaj overall 5 once, jyj overall 9 (counted, not a vote).

@@ -98,7 +98,9 @@ fn a_weighted_score_uses_the_covariance_of_answers_on_one_ballot() {
 
 fn direct_cov(rows: &[[f64; 5]]) -> Vec<f64> {
     let n = rows.len() as f64;
-    let mean: Vec<f64> = (0..5).map(|c| rows.iter().map(|r| r[c]).sum::<f64>() / n).collect();
+    let mean: Vec<f64> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c]).sum::<f64>() / n)
+        .collect();
     let mut cov = vec![0.0; 25];
     for r in rows {
         for i in 0..5 {
@@ -149,8 +151,17 @@ fn alpha_from_moments_matches_the_direct_computation() {
         .collect();
     let form = Form::default_form();
     for (missing, expected_rows) in [("listwise", 5u64), ("median", 6)] {
-        let r = Rules::from_toml("r.toml", &format!("[reliability]\nmissing = \"{missing}\"\n"), &form).unwrap();
-        let rep = score(&form, &r, &fold(&form, &r, &ballots(&form, "public", "gaj", &rows)));
+        let r = Rules::from_toml(
+            "r.toml",
+            &format!("[reliability]\nmissing = \"{missing}\"\n"),
+            &form,
+        )
+        .unwrap();
+        let rep = score(
+            &form,
+            &r,
+            &fold(&form, &r, &ballots(&form, "public", "gaj", &rows)),
+        );
         let rel = &rep.reliability;
         assert_eq!(rel.n, expected_rows, "{missing}");
         let mut data = numeric.clone();
@@ -164,9 +175,16 @@ fn alpha_from_moments_matches_the_direct_computation() {
         assert!(rel.ci.unwrap().lower < got && got < rel.ci.unwrap().upper);
     }
     let r = Rules::from_toml("r.toml", "", &form).unwrap();
-    let rep = score(&form, &r, &fold(&form, &r, &ballots(&form, "public", "gaj", &rows)));
+    let rep = score(
+        &form,
+        &r,
+        &fold(&form, &r, &ballots(&form, "public", "gaj", &rows)),
+    );
     assert_eq!(rep.reliability.missing, Missing::Pairwise);
-    assert_eq!(rep.reliability.n, 5, "the smallest pairwise n (pairs with integrity)");
+    assert_eq!(
+        rep.reliability.n, 5,
+        "the smallest pairwise n (pairs with integrity)"
+    );
 }
 
 #[test]
@@ -183,9 +201,33 @@ rest = "合格"
     );
     // gaj and jyj both 80 (tied first), rsj 60, zwfw 30: a quarter of 4 units is 1, and
     // the tie of two cannot fit, so nobody is 优秀.
-    let mut bs = ballots(&form, "public", "gaj", &[&[("overall", "4")], &[("overall", "4")]]);
-    bs.extend(ballots(&form, "public", "jyj", &[&[("overall", "4")], &[("overall", "4")], &[("overall", "4")]]));
-    bs.extend(ballots(&form, "public", "rsj", &[&[("overall", "3")], &[("overall", "3")], &[("overall", "3")], &[("overall", "3")]]));
+    let mut bs = ballots(
+        &form,
+        "public",
+        "gaj",
+        &[&[("overall", "4")], &[("overall", "4")]],
+    );
+    bs.extend(ballots(
+        &form,
+        "public",
+        "jyj",
+        &[
+            &[("overall", "4")],
+            &[("overall", "4")],
+            &[("overall", "4")],
+        ],
+    ));
+    bs.extend(ballots(
+        &form,
+        "public",
+        "rsj",
+        &[
+            &[("overall", "3")],
+            &[("overall", "3")],
+            &[("overall", "3")],
+            &[("overall", "3")],
+        ],
+    ));
     bs.extend(ballots(&form, "public", "zwfw", &[&[("overall", "2")]]));
     let rep = score(&form, &r, &fold(&form, &r, &bs));
     let ranks: Vec<(String, Option<u64>, Option<String>)> = ["gaj", "jyj", "rsj", "zwfw"]
@@ -206,7 +248,10 @@ rest = "合格"
     );
     // No spread within gaj, jyj: equal scores cannot be told apart; rsj differs exactly.
     assert_eq!(unit(&rep, "gaj").indistinct_from, vec!["jyj".to_string()]);
-    assert!(unit(&rep, "rsj").indistinct_from.is_empty() || unit(&rep, "rsj").indistinct_from == vec!["zwfw".to_string()]);
+    assert!(
+        unit(&rep, "rsj").indistinct_from.is_empty()
+            || unit(&rep, "rsj").indistinct_from == vec!["zwfw".to_string()]
+    );
 }
 
 #[test]
@@ -227,7 +272,10 @@ fn parts_merged_by_addition_score_like_one_run() {
         assert!((u.score.unwrap() - v.score.unwrap()).abs() < 1e-9);
         assert!((u.se.unwrap() - v.se.unwrap()).abs() < 1e-9);
     }
-    assert!((x.reliability.cronbach_alpha.unwrap() - y.reliability.cronbach_alpha.unwrap()).abs() < 1e-9);
+    assert!(
+        (x.reliability.cronbach_alpha.unwrap() - y.reliability.cronbach_alpha.unwrap()).abs()
+            < 1e-9
+    );
     assert_eq!(x.ballots, y.ballots);
     // Parts made under other rules do not merge.
     let other = Rules::from_toml("o.toml", "[scale]\npoints = { \"5\" = 10 }\n", &form).unwrap();
