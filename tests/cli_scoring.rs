@@ -178,6 +178,23 @@ fn haochaping_10_8_6_3_0() {
     assert!(r["reliability"].get("cronbach_alpha").is_some());
     assert_eq!(r["form_id"], "minzhu-pingyi");
 
+    // Ranked within categories instead: gaj is a 窗口单位 (window), jyj is not.
+    let text = std::fs::read_to_string(rules("haochaping.toml")).unwrap();
+    let by_category = w.write(
+        "c.toml",
+        &text.replace("within = \"all\"", "within = \"category\""),
+    );
+    let c = w.json(&[
+        "score",
+        &fixture("haochaping.csv"),
+        "--rules",
+        by_category.to_str().unwrap(),
+    ]);
+    assert_eq!(unit(&c, "gaj")["rank"], 1);
+    assert_eq!(unit(&c, "gaj")["pool"], "window");
+    assert_eq!(unit(&c, "jyj")["rank"], 1);
+    assert_eq!(unit(&c, "jyj")["pool"], "non-window");
+
     // The table and the CSV print the same numbers, rounded half-up to 2 places.
     let table = w.ok(&[
         "score",
@@ -408,6 +425,57 @@ fn annual_assessment_of_1000_points() {
         5,
         "the five units nobody rated"
     );
+
+    // The same scores as relative points (÷ the best score × 200) and as rank points
+    // (first 200, each lower place 2% of 200 less). Scores: zwfw 9×100 + 80 = 980/10 = 98;
+    // gaj (7×100 + 80 + 30 + 0)/10 = 81; rsj (5×100 + 2×30 + 2×0 + 60)/10 = 62.
+    let text = std::fs::read_to_string(rules("annual-1000.toml")).unwrap();
+    let start = text.find("[assessment.appraisal]").unwrap();
+    let end = text.find("# Other components").unwrap();
+    for (method, zwfw, gaj, rsj) in [
+        (
+            "method = \"relative\"\npoints = 200\n",
+            200.0,
+            81.0 / 98.0 * 200.0,
+            62.0 / 98.0 * 200.0,
+        ),
+        (
+            "method = \"rank\"\npoints = 200\nstep = 0.02\n",
+            200.0,
+            196.0,
+            192.0,
+        ),
+    ] {
+        let changed = format!(
+            "{}[assessment.appraisal]\n{method}\n{}",
+            &text[..start],
+            &text[end..]
+        );
+        let path = w.write("r.toml", &changed);
+        let a: Value = serde_json::from_str(&w.ok(&[
+            "assess",
+            "--scores",
+            "scores.json",
+            "--components",
+            &fixture("components.csv"),
+            "--rules",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+        ]))
+        .unwrap();
+        let points = |id: &str| {
+            num(&a["units"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["unit"] == id)
+                .unwrap()["appraisal_points"])
+        };
+        assert!((points("zwfw") - zwfw).abs() < 1e-9, "{method}");
+        assert!((points("gaj") - gaj).abs() < 1e-9, "{method}");
+        assert!((points("rsj") - rsj).abs() < 1e-9, "{method}");
+    }
 
     // A component missing for a unit is an error naming both.
     let short = w.write("c.csv", "unit,component,value\nzwfw,key_work,1\n");
