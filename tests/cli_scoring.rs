@@ -649,6 +649,35 @@ fn large_files_are_read_on_two_threads_with_the_same_result() {
         assert_eq!(x["options"], y["options"]);
         close(&x["score"], num(&y["score"]), 1e-9);
     }
+    // A copy of an early row at the end is a duplicate on either path; a bad cell deep in
+    // the file is reported at its true line by both.
+    let text = std::fs::read_to_string(w.path("big.csv")).unwrap();
+    let rows: Vec<&str> = text.split("\r\n").collect();
+    let with_dup = format!("{}{}\r\n", text, rows[3]);
+    w.write("dup.csv", &with_dup);
+    for threads in ["1", "2"] {
+        let r = w.json(&["score", "dup.csv", "--threads", threads]);
+        assert_eq!(r["ballots"]["duplicates"], 1, "{threads} threads");
+        assert_eq!(r["ballots"]["total"], 22001);
+    }
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let col = header.iter().position(|h| *h == "appr.mzj.lawful").unwrap();
+    let mut cells: Vec<&str> = rows[15000].split(',').collect();
+    cells[col] = "7";
+    let bad_row = cells.join(",");
+    let mut bad: Vec<&str> = rows.clone();
+    bad[15000] = &bad_row;
+    w.write("bad.csv", &bad.join("\r\n"));
+    for threads in ["1", "2"] {
+        let err = w.fails(&["score", "bad.csv", "--threads", threads], 1);
+        assert!(
+            err.contains(&format!(
+                "bad.csv:15001:{}: column \"appr.mzj.lawful\": \"7\" is not an option",
+                col + 1
+            )),
+            "{threads} threads: {err}"
+        );
+    }
 }
 
 #[test]
@@ -726,6 +755,20 @@ fn bad_input_names_file_line_column_value_and_expectation() {
         err.contains("was read before with different answers (at ") && err.contains("kiosk-a.csv:"),
         "{err}"
     );
+    // A damaged part and a damaged JSON export.
+    let part = w.write(
+        "part.json",
+        "{\"format\": \"pingyi-aggregate/1\", \"form_id\": 7}",
+    );
+    let err = w.fails(&["score", part.to_str().unwrap()], 1);
+    assert!(
+        err.contains("part.json:1:")
+            && err.contains("form_id: invalid type: integer `7`, expected a string"),
+        "{err}"
+    );
+    let json = w.write("b.json", "[{\"id\": \"x\",");
+    let err = w.fails(&["score", json.to_str().unwrap()], 1);
+    assert!(err.contains("b.json:1:"), "{err}");
     // A missing file, and usage mistakes (exit 2).
     let err = w.fails(&["score", "nope.csv"], 1);
     assert!(err.contains("nope.csv: no such file"), "{err}");

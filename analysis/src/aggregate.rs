@@ -51,13 +51,13 @@ impl Moments {
         }
     }
 
-    fn add(&mut self, other: &Moments, sign: f64) {
-        self.n = (self.n as i64 + sign as i64 * other.n as i64) as u64;
+    fn add(&mut self, other: &Moments) {
+        self.n += other.n;
         for (a, b) in self.sum.iter_mut().zip(&other.sum) {
-            *a += sign * b;
+            *a += b;
         }
         for (a, b) in self.cross.iter_mut().zip(&other.cross) {
-            *a += sign * b;
+            *a += b;
         }
     }
 }
@@ -94,7 +94,9 @@ impl Accounting {
 
     /// Ballots that passed validity (read − duplicates − invalid).
     pub fn valid(&self) -> u64 {
-        self.total - self.duplicates - self.invalid_total()
+        self.total
+            .saturating_sub(self.duplicates)
+            .saturating_sub(self.invalid_total())
     }
 
     /// Valid ballots excluded as careless.
@@ -237,10 +239,6 @@ impl Aggregate {
 
     /// Adds `other` into this state. Both must come from the same form and rules.
     pub fn merge(&mut self, other: &Aggregate) -> Result<(), String> {
-        self.combine(other, 1.0)
-    }
-
-    fn combine(&mut self, other: &Aggregate, sign: f64) -> Result<(), String> {
         if other.format != FORMAT {
             return Err(format!(
                 "format {:?} is not {FORMAT:?}, expected a state written by this version of pingyi",
@@ -265,7 +263,7 @@ impl Aggregate {
         }
         let add = |a: &mut Vec<u64>, b: &Vec<u64>| {
             for (x, y) in a.iter_mut().zip(b) {
-                *x = (*x as i64 + sign as i64 * *y as i64) as u64;
+                *x += y;
             }
         };
         add(&mut self.counts, &other.counts);
@@ -278,9 +276,7 @@ impl Aggregate {
         for (a, b) in self.moments.iter_mut().zip(&other.moments) {
             for (mask, m) in b {
                 let k = m.sum.len();
-                a.entry(*mask)
-                    .or_insert_with(|| Moments::new(k))
-                    .add(m, sign);
+                a.entry(*mask).or_insert_with(|| Moments::new(k)).add(m);
             }
         }
         let (a, b) = (&mut self.ballots, &other.ballots);
@@ -357,6 +353,18 @@ impl Aggregate {
                 )
                 .in_field(field));
             }
+        }
+        let b = &agg.ballots;
+        if b.total < b.duplicates + b.invalid_total() + b.excluded_total() {
+            return Err(InputError::new(
+                source,
+                format!(
+                    "counts {} ballots but {} duplicates, invalid or excluded, expected no more than were read",
+                    b.total,
+                    b.duplicates + b.invalid_total() + b.excluded_total()
+                ),
+            )
+            .in_field("ballots"));
         }
         for (i, pm) in agg.moments.iter().enumerate() {
             for (mask, m) in pm {

@@ -514,8 +514,11 @@ pub fn score(form: &Form, r: &Resolved, agg: &Aggregate) -> Report {
         ));
     }
     let invalid = ballots.invalid_total();
-    let valid = ballots.total - ballots.duplicates - invalid;
-    let excluded = ballots.excluded_total() - void_excluded;
+    let valid = ballots
+        .total
+        .saturating_sub(ballots.duplicates)
+        .saturating_sub(invalid);
+    let excluded = ballots.excluded_total().saturating_sub(void_excluded);
     let ballot_report = BallotReport {
         total: ballots.total,
         valid,
