@@ -235,3 +235,45 @@ exclude = true
     assert_eq!(agg.rated[agg.ug(u_gaj, good_group)], 1);
     assert_eq!(agg.unrated[agg.ug(u_jyj, good_group)], 1);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Folding any split of the ballots into two parts and adding the parts gives the
+        /// state of one fold over all of them, also through the saved JSON of a part.
+        #[test]
+        fn parts_add_up(seed in 0u64..1000, n in 1usize..60, cut in 0usize..60) {
+            let (form, rules) = setup();
+            let bs = ballots(&form, n, seed);
+            let cut = cut.min(n);
+            let one = Session::new(&form, &rules, Pass::Fold, None);
+            let mut whole = one.empty();
+            fold_ballots(&one, "x", &bs, &mut whole).unwrap();
+            let two = Session::new(&form, &rules, Pass::Fold, None);
+            let mut a = two.empty();
+            fold_ballots(&two, "x", &bs[..cut], &mut a).unwrap();
+            let three = Session::new(&form, &rules, Pass::Fold, None);
+            let mut b = three.empty();
+            fold_csv(&three, "y", crate::wide_csv::to_string(&form, &bs[cut..]).as_bytes(), &mut b).unwrap();
+            let b = Aggregate::from_json("b", &b.to_json()).unwrap();
+            a.merge(&b).unwrap();
+            prop_assert_eq!(&a.counts, &whole.counts);
+            prop_assert_eq!(&a.rated, &whole.rated);
+            prop_assert_eq!(&a.ballots, &whole.ballots);
+            prop_assert_eq!(&a.durations, &whole.durations);
+            for (x, y) in a.moments.iter().zip(&whole.moments) {
+                prop_assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+                for (m, w) in x.values().zip(y.values()) {
+                    prop_assert_eq!(m.n, w.n);
+                    for (p, q) in m.cross.iter().zip(&w.cross) {
+                        prop_assert!((p - q).abs() <= 1e-9 * q.abs().max(1.0));
+                    }
+                }
+            }
+        }
+    }
+}
