@@ -25,7 +25,7 @@ const EXAMPLES: &str = "Examples:
   pingyi serve                        build the form app and serve it on http://127.0.0.1:8080/
   pingyi form check my-form.json      list every problem of a form definition
   pingyi form default -o my-form.json start a new form from the built-in 民主评议 questionnaire
-  pingyi merge a.csv b.json -o all.csv merge exports from many devices, each ballot once
+  pingyi merge *.csv -o all.csv       merge exports from many devices, each ballot once
   pingyi score all.csv --rules r.toml scores, intervals, ranks and grades";
 
 #[derive(Subcommand)]
