@@ -128,6 +128,16 @@ fn haochaping_10_8_6_3_0() {
     close(&gaj["satisfaction"], 0.8, 1e-12);
     close(&gaj["satisfaction_ci"][0], 0.37554, 1e-4);
     close(&gaj["satisfaction_ci"][1], 0.96378, 1e-4);
+    close(
+        &gaj["criteria"]["overall"]["satisfaction_ci"][0],
+        0.37554,
+        1e-4,
+    );
+    close(
+        &gaj["groups"]["public"]["criteria"]["overall"]["satisfaction_ci"][1],
+        0.96378,
+        1e-4,
+    );
 
     // jyj: 5 4 4 9 2 → 9 (不了解) is no vote: 10 8 8 3, mean 29/4 = 7.25, 好评 3 of 4.
     let jyj = unit(&r, "jyj");

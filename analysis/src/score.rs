@@ -95,6 +95,8 @@ pub struct CriterionReport {
     pub ci: Option<[f64; 2]>,
     /// 满意率 on this criterion (satisfied / counted).
     pub satisfaction: Option<f64>,
+    /// Wilson interval of that 满意率.
+    pub satisfaction_ci: Option<[f64; 2]>,
 }
 
 /// One respondent group's result for a unit.
@@ -833,6 +835,8 @@ fn criterion_report(s: &HistStats, level: ConfidenceLevel, range: (f64, f64)) ->
         trimmed: s.trimmed,
         ci,
         satisfaction: (s.n > 0).then(|| s.satisfied as f64 / s.n as f64),
+        satisfaction_ci: stats::wilson(s.satisfied as f64, s.n as f64, level)
+            .map(|i| [i.lower, i.upper]),
     }
 }
 
