@@ -28,7 +28,8 @@
 //! 7. **Grades** by bands, majority or quota, then naming of the top and bottom units.
 //! 8. **Reliability**: Cronbach's alpha over the criteria, subjects being ballot × unit
 //!    rows, with Feldt's interval and the chosen missing-answer handling, and corrected
-//!    item-total correlations.
+//!    item-total correlations. Feldt's n is the rows the covariances rest on: complete rows
+//!    (listwise), every row (median-filled), or the smallest pairwise n (pairwise).
 
 use std::collections::BTreeMap;
 
