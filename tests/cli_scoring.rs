@@ -74,6 +74,10 @@ fn rules(name: &str) -> String {
         .to_string()
 }
 
+fn text_of(rules_file: &str) -> String {
+    std::fs::read_to_string(rules(rules_file)).unwrap()
+}
+
 fn unit<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["units"]
         .as_array()
@@ -187,6 +191,25 @@ fn haochaping_10_8_6_3_0() {
     assert!(gaj["criteria"]["overall"].get("trimmed_mean").is_some());
     assert!(r["reliability"].get("cronbach_alpha").is_some());
     assert_eq!(r["form_id"], "minzhu-pingyi");
+
+    // Guangxi's rule: an unrated cell of an answered ballot counts as 非常满意 (10 points).
+    // gaj's four other criteria become 10 for all five valid ballots, so with equal weights
+    // (0.2 each) gaj = (6.8 + 4 · 10)/5 = 9.36; zwfw, never rated, is 10 everywhere. The
+    // blank ballot stays invalid, and 不了解 stays no vote (jyj overall n is still 4).
+    let guangxi = w.write(
+        "gx.toml",
+        &text_of("haochaping.toml").replace("# missing = \"5\"", "missing = \"5\""),
+    );
+    let g = w.json(&[
+        "score",
+        &fixture("haochaping.csv"),
+        "--rules",
+        guangxi.to_str().unwrap(),
+    ]);
+    close(&unit(&g, "gaj")["score"], 9.36, 1e-9);
+    close(&unit(&g, "zwfw")["score"], 10.0, 1e-12);
+    assert_eq!(unit(&g, "jyj")["criteria"]["overall"]["n"], 4);
+    assert_eq!(g["ballots"]["invalid_by_reason"]["blank"], 1);
 
     // Ranked within categories instead: gaj is a 窗口单位 (window), jyj is not.
     let text = std::fs::read_to_string(rules("haochaping.toml")).unwrap();

@@ -236,6 +236,60 @@ exclude = true
     assert_eq!(agg.unrated[agg.ug(u_jyj, good_group)], 1);
 }
 
+#[test]
+fn caps_by_share_by_points_and_at_least() {
+    let form = Form::default_form();
+    let rules = Rules::from_toml(
+        "r.toml",
+        r#"
+[validity]
+all_top = true
+[[validity.caps]]
+name = "excellent_share"
+criterion = "overall"
+options = ["5"]
+at_most_share = 0.3
+[[validity.caps]]
+name = "need_a_low_one"
+criterion = "overall"
+points_below = 70
+at_least = 1
+"#,
+        &form,
+    )
+    .unwrap();
+    let session = Session::new(&form, &rules, Pass::Fold, None);
+    let mut g = Generator::new(&form, 10);
+    let mut with = |cells: &[(&str, &str)]| {
+        let mut b = g.ballot();
+        let mut grid = crate::ballot::Grid::new();
+        for (u, code) in cells {
+            grid.entry(u.to_string())
+                .or_default()
+                .insert("overall".to_string(), code.to_string());
+        }
+        b.answers.insert("appr".into(), Answer::Grid(grid));
+        b
+    };
+    let bs = vec![
+        // Every answer the top option (5 = 100 points): all_top.
+        with(&[("gaj", "5"), ("jyj", "5"), ("rsj", "5")]),
+        // Four units rated, two 5s: 30% of 4 is 1.2, so at most 1 → excellent_share.
+        with(&[("gaj", "5"), ("jyj", "5"), ("rsj", "3"), ("mzj", "2")]),
+        // One 5 of four, but nothing under 70 points (100 80 80 80): need_a_low_one.
+        with(&[("gaj", "5"), ("jyj", "4"), ("rsj", "4"), ("mzj", "4")]),
+        // One 5 of four, and 60 and 30 points are under 70: valid.
+        with(&[("gaj", "5"), ("jyj", "4"), ("rsj", "3"), ("mzj", "2")]),
+    ];
+    let mut agg = session.empty();
+    fold_ballots(&session, "x.json", &bs, &mut agg).unwrap();
+    let inv = &agg.ballots.invalid;
+    assert_eq!(inv.get("all_top"), Some(&1));
+    assert_eq!(inv.get("excellent_share"), Some(&1));
+    assert_eq!(inv.get("need_a_low_one"), Some(&1));
+    assert_eq!(agg.ballots.valid(), 1);
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
