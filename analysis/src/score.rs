@@ -483,7 +483,6 @@ pub fn score(form: &Form, r: &Resolved, agg: &Aggregate) -> Report {
             }
         }
     }
-    let void_valid: u64 = (0..ng).filter(|&g| !active[g]).map(|g| agg.valid[g]).sum();
     let void_excluded: u64 = (0..ng)
         .filter(|&g| !active[g])
         .map(|g| agg.excluded[g])
@@ -539,7 +538,6 @@ pub fn score(form: &Form, r: &Resolved, agg: &Aggregate) -> Report {
         used: valid - excluded.min(valid),
         tally_votes: ballots.tally_votes,
     };
-    let _ = void_valid;
     if ballots.tally_votes > 0 {
         notes.push(format!(
             "{} votes came from tallies: validity and careless checks apply to ballots only",
