@@ -39,9 +39,12 @@ const EMPTY_CELL: char = '.';
 /// Times must be RFC 3339; they are stored as milliseconds and come back in the UTC
 /// `Date.toISOString()` shape, which is what the app writes in the first place.
 pub fn encode(form: &Form, b: &Ballot) -> Result<String, String> {
-    let start = parse_rfc3339(&b.started_at).ok_or_else(|| format!("started_at {:?} is not RFC 3339", b.started_at))?;
-    let end = parse_rfc3339(&b.submitted_at).ok_or_else(|| format!("submitted_at {:?} is not RFC 3339", b.submitted_at))?;
-    let position_or_text = |pos: Option<usize>, text: &str| pos.map_or_else(|| json!(text), |i| json!(i));
+    let start = parse_rfc3339(&b.started_at)
+        .ok_or_else(|| format!("started_at {:?} is not RFC 3339", b.started_at))?;
+    let end = parse_rfc3339(&b.submitted_at)
+        .ok_or_else(|| format!("submitted_at {:?} is not RFC 3339", b.submitted_at))?;
+    let position_or_text =
+        |pos: Option<usize>, text: &str| pos.map_or_else(|| json!(text), |i| json!(i));
     let mut row = vec![
         json!(pack_id(&b.id)),
         position_or_text(form.groups.iter().position(|g| g.id == b.group), &b.group),
@@ -52,7 +55,14 @@ pub fn encode(form: &Form, b: &Ballot) -> Result<String, String> {
     for item in form.items() {
         let v = match (b.answers.get(&item.id), &item.kind) {
             (None, _) => Value::Null,
-            (Some(Answer::Grid(g)), ItemKind::Appraisal { scale, units, criteria }) => {
+            (
+                Some(Answer::Grid(g)),
+                ItemKind::Appraisal {
+                    scale,
+                    units,
+                    criteria,
+                },
+            ) => {
                 let codes: Vec<&str> = form
                     .scale(scale)
                     .map(|s| s.options.iter().map(|o| o.code.as_str()).collect())
@@ -66,9 +76,13 @@ pub fn encode(form: &Form, b: &Ballot) -> Result<String, String> {
                             let ch = match g.get(u).and_then(|row| row.get(&c.id)) {
                                 None => EMPTY_CELL,
                                 Some(code) => {
-                                    let i = codes.iter().position(|x| x == code).ok_or_else(|| {
-                                        format!("{}.{u}.{}: {code:?} is not on scale {scale}", item.id, c.id)
-                                    })?;
+                                    let i =
+                                        codes.iter().position(|x| x == code).ok_or_else(|| {
+                                            format!(
+                                                "{}.{u}.{}: {code:?} is not on scale {scale}",
+                                                item.id, c.id
+                                            )
+                                        })?;
                                     CELL_CHARS[i] as char
                                 }
                             };
@@ -82,7 +96,11 @@ pub fn encode(form: &Form, b: &Ballot) -> Result<String, String> {
             (Some(Answer::Number(x)), _) => json!(x),
             (Some(Answer::Codes(c)), _) => json!(c.join(" ")),
             (Some(Answer::Grid(_)), kind) => {
-                return Err(format!("{}: a grid answer for a {} item", item.id, kind.type_name()))
+                return Err(format!(
+                    "{}: a grid answer for a {} item",
+                    item.id,
+                    kind.type_name()
+                ))
             }
         };
         row.push(v);
@@ -93,7 +111,8 @@ pub fn encode(form: &Form, b: &Ballot) -> Result<String, String> {
 /// Decodes a line written by [`encode`] for the same form, taken on `device`, and checks
 /// the ballot.
 pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
-    let row: Vec<Value> = serde_json::from_str(line).map_err(|e| format!("not a stored ballot: {e}"))?;
+    let row: Vec<Value> =
+        serde_json::from_str(line).map_err(|e| format!("not a stored ballot: {e}"))?;
     let items: Vec<_> = form.items().collect();
     if row.len() != HEAD + items.len() {
         return Err(format!(
@@ -112,7 +131,9 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
             .ok_or_else(|| format!("{what} {n} is not a position in the form's list")),
         other => Err(format!("{what} is {other}, expected text or a position")),
     };
-    let id = row[0].as_str().ok_or_else(|| format!("the id is {}, expected text", row[0]))?;
+    let id = row[0]
+        .as_str()
+        .ok_or_else(|| format!("the id is {}, expected text", row[0]))?;
     let start = row[3].as_i64().ok_or("the start time is not a number")?;
     let duration = row[4].as_i64().ok_or("the duration is not a number")?;
     let mut b = Ballot {
@@ -120,7 +141,11 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
         form_id: form.id.clone(),
         form_version: form.version.clone(),
         device_id: device.to_string(),
-        group: listed(&row[1], form.groups.iter().map(|g| &g.id).collect(), "the group")?,
+        group: listed(
+            &row[1],
+            form.groups.iter().map(|g| &g.id).collect(),
+            "the group",
+        )?,
         lang: listed(&row[2], form.languages.iter().collect(), "the language")?,
         started_at: format_rfc3339(start),
         submitted_at: format_rfc3339(start + duration),
@@ -129,13 +154,25 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
     for (item, v) in items.iter().zip(&row[HEAD..]) {
         let answer = match (v, &item.kind) {
             (Value::Null, _) => continue,
-            (Value::String(cells), ItemKind::Appraisal { scale, units, criteria }) => {
+            (
+                Value::String(cells),
+                ItemKind::Appraisal {
+                    scale,
+                    units,
+                    criteria,
+                },
+            ) => {
                 let codes: Vec<&str> = form
                     .scale(scale)
                     .map(|s| s.options.iter().map(|o| o.code.as_str()).collect())
                     .unwrap_or_default();
                 if cells.len() != units.len() * criteria.len() {
-                    return Err(format!("{}: {} cells, expected {}", item.id, cells.len(), units.len() * criteria.len()));
+                    return Err(format!(
+                        "{}: {} cells, expected {}",
+                        item.id,
+                        cells.len(),
+                        units.len() * criteria.len()
+                    ));
                 }
                 let mut g = Grid::new();
                 for (k, ch) in cells.bytes().enumerate() {
@@ -146,19 +183,38 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
                         .iter()
                         .position(|c| *c == ch)
                         .and_then(|i| codes.get(i))
-                        .ok_or_else(|| format!("{}: cell {} is {:?}, not a position on scale {scale}", item.id, k + 1, ch as char))?;
+                        .ok_or_else(|| {
+                            format!(
+                                "{}: cell {} is {:?}, not a position on scale {scale}",
+                                item.id,
+                                k + 1,
+                                ch as char
+                            )
+                        })?;
                     let (u, c) = (&units[k / criteria.len()], &criteria[k % criteria.len()].id);
-                    g.entry(u.clone()).or_default().insert(c.clone(), code.to_string());
+                    g.entry(u.clone())
+                        .or_default()
+                        .insert(c.clone(), code.to_string());
                 }
                 Answer::Grid(g)
             }
-            (Value::Object(_), ItemKind::Appraisal { .. }) => {
-                Answer::Grid(serde_json::from_value(v.clone()).map_err(|e| format!("{}: {e}", item.id))?)
+            (Value::Object(_), ItemKind::Appraisal { .. }) => Answer::Grid(
+                serde_json::from_value(v.clone()).map_err(|e| format!("{}: {e}", item.id))?,
+            ),
+            (Value::String(s), ItemKind::Multi { .. }) => {
+                Answer::Codes(s.split(' ').map(str::to_string).collect())
             }
-            (Value::String(s), ItemKind::Multi { .. }) => Answer::Codes(s.split(' ').map(str::to_string).collect()),
             (Value::String(s), _) => Answer::Str(s.clone()),
-            (Value::Number(n), ItemKind::Number { .. }) => Answer::Number(n.as_f64().ok_or("a number out of range")?),
-            (other, kind) => return Err(format!("{}: {other} does not fit a {} item", item.id, kind.type_name())),
+            (Value::Number(n), ItemKind::Number { .. }) => {
+                Answer::Number(n.as_f64().ok_or("a number out of range")?)
+            }
+            (other, kind) => {
+                return Err(format!(
+                    "{}: {other} does not fit a {} item",
+                    item.id,
+                    kind.type_name()
+                ))
+            }
         };
         b.answers.insert(item.id.clone(), answer);
     }
@@ -174,12 +230,20 @@ fn pack_id(id: &str) -> String {
     let canonical = id.len() == 36
         && [8, 13, 18, 23].iter().all(|&i| id.as_bytes()[i] == b'-')
         && hex.len() == 32
-        && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+        && hex
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
     if !canonical {
         // Keep ids that look packed (or escaped) apart from packed ones.
-        return if id.starts_with(['~', '!']) { format!("!{id}") } else { id.to_string() };
+        return if id.starts_with(['~', '!']) {
+            format!("!{id}")
+        } else {
+            id.to_string()
+        };
     }
-    let bytes: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0)).collect();
+    let bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect();
     let mut out = String::from("~");
     let mut bits = 0u32;
     let mut n = 0;
@@ -220,7 +284,14 @@ fn unpack_id(s: &str) -> String {
         }
     }
     let hex: String = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -230,16 +301,26 @@ mod tests {
     fn sample(form: &Form) -> Ballot {
         let mut answers = BTreeMap::new();
         answers.insert("contact".into(), Answer::Str("often".into()));
-        answers.insert("channels".into(), Answer::Codes(vec!["online".into(), "window".into()]));
+        answers.insert(
+            "channels".into(),
+            Answer::Codes(vec!["online".into(), "window".into()]),
+        );
         answers.insert("times".into(), Answer::Number(12.0));
         let mut g = Grid::new();
         for u in &form.units {
-            g.entry(u.id.clone()).or_default().insert("overall".into(), "4".into());
-            g.entry(u.id.clone()).or_default().insert("attitude".into(), "9".into());
+            g.entry(u.id.clone())
+                .or_default()
+                .insert("overall".into(), "4".into());
+            g.entry(u.id.clone())
+                .or_default()
+                .insert("attitude".into(), "9".into());
         }
         g.get_mut("gaj").unwrap().remove("attitude");
         answers.insert("appr".into(), Answer::Grid(g));
-        answers.insert("suggestion".into(), Answer::Str("窗口\"排队\"太久,\n建议增加\\自助机".into()));
+        answers.insert(
+            "suggestion".into(),
+            Answer::Str("窗口\"排队\"太久,\n建议增加\\自助机".into()),
+        );
         Ballot {
             id: "1b4e28ba-2fa1-41d2-883f-0016d3cca427".into(),
             form_id: form.id.clone(),
@@ -273,38 +354,64 @@ mod tests {
         let mut g = Grid::new();
         for u in &form.units {
             for c in ["attitude", "efficiency", "lawful", "integrity", "overall"] {
-                g.entry(u.id.clone()).or_default().insert(c.into(), "4".into());
+                g.entry(u.id.clone())
+                    .or_default()
+                    .insert(c.into(), "4".into());
             }
         }
         b.answers.insert("appr".into(), Answer::Grid(g));
         let line = encode(&form, &b).unwrap();
         assert!(line.len() < 140, "{} chars: {line}", line.len());
         let json = serde_json::to_string(&b).unwrap().len();
-        assert!(json > 3 * line.len(), "JSON {json} vs compact {}", line.len());
+        assert!(
+            json > 3 * line.len(),
+            "JSON {json} vs compact {}",
+            line.len()
+        );
     }
 
     #[test]
     fn damaged_lines_are_refused_with_a_reason() {
         let form = Form::default_form();
         let line = encode(&form, &sample(&form)).unwrap();
-        let group_at = line.find(",2,1,").expect("npc is the third group, en the second language");
+        let group_at = line
+            .find(",2,1,")
+            .expect("npc is the third group, en the second language");
         let aliens = format!("{},\"aliens\"{}", &line[..group_at], &line[group_at + 2..]);
         assert!(decode(&form, "k", &aliens).unwrap_err().contains("aliens"));
         let far = format!("{},9{}", &line[..group_at], &line[group_at + 2..]);
-        assert!(decode(&form, "k", &far).unwrap_err().contains("not a position"), "{far}");
-        assert!(decode(&form, "k", &line[..line.len() - 1]).unwrap_err().starts_with("not a stored ballot"));
+        assert!(
+            decode(&form, "k", &far)
+                .unwrap_err()
+                .contains("not a position"),
+            "{far}"
+        );
+        assert!(decode(&form, "k", &line[..line.len() - 1])
+            .unwrap_err()
+            .starts_with("not a stored ballot"));
         let e = decode(&form, "k", &line.replacen("[", "[\"x\",", 1)).unwrap_err();
         assert!(e.contains("fields, expected"), "{e}");
     }
 
     #[test]
     fn ids_pack_and_unpack() {
-        for id in ["1b4e28ba-2fa1-41d2-883f-0016d3cca427", "00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"] {
+        for id in [
+            "1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+            "00000000-0000-4000-8000-000000000000",
+            "ffffffff-ffff-4fff-bfff-ffffffffffff",
+        ] {
             let p = pack_id(id);
             assert_eq!(p.len(), 23, "{p}");
             assert_eq!(unpack_id(&p), id);
         }
-        for other in ["paper-0001", "1B4E28BA-2FA1-41D2-883F-0016D3CCA427", "~short", "~AAAAAAAAAAAAAAAAAAAAAA", "!x", "!~y"] {
+        for other in [
+            "paper-0001",
+            "1B4E28BA-2FA1-41D2-883F-0016D3CCA427",
+            "~short",
+            "~AAAAAAAAAAAAAAAAAAAAAA",
+            "!x",
+            "!~y",
+        ] {
             assert_eq!(unpack_id(&pack_id(other)), other);
         }
     }

@@ -325,7 +325,10 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled() {
-        assert_eq!(fill(ZH.page_of, &[("n", &2), ("m", &3)]), "第 2 页，共 3 页");
+        assert_eq!(
+            fill(ZH.page_of, &[("n", &2), ("m", &3)]),
+            "第 2 页，共 3 页"
+        );
         assert_eq!(fill(EN.page_of, &[("n", &2), ("m", &3)]), "Page 2 of 3");
         assert_eq!(texts("en").start, "Start");
         assert_eq!(texts("zh-CN").start, "开始填写");

@@ -41,9 +41,18 @@ pub struct LoadedForm {
 
 impl LoadedForm {
     /// Parses and checks `json`.
-    pub fn parse(name: &str, json: String, source: FormSource) -> Result<Arc<LoadedForm>, analysis::error::Problems> {
+    pub fn parse(
+        name: &str,
+        json: String,
+        source: FormSource,
+    ) -> Result<Arc<LoadedForm>, analysis::error::Problems> {
         let form = Form::from_json(name, &json)?;
         let key = store::form_key(&form);
-        Ok(Arc::new(LoadedForm { form, json, key, source }))
+        Ok(Arc::new(LoadedForm {
+            form,
+            json,
+            key,
+            source,
+        }))
     }
 }

@@ -75,7 +75,11 @@ impl PinHash {
     /// Hashes `pin` with `salt` bytes.
     pub fn new(pin: &str, salt: &[u8]) -> PinHash {
         let salt = hex(salt);
-        PinHash { hash: digest(&salt, pin, PIN_ROUNDS), salt, rounds: PIN_ROUNDS }
+        PinHash {
+            hash: digest(&salt, pin, PIN_ROUNDS),
+            salt,
+            rounds: PIN_ROUNDS,
+        }
     }
 
     /// Whether `pin` is the PIN this hash was made from.
@@ -85,9 +89,17 @@ impl PinHash {
 }
 
 fn digest(salt: &str, pin: &str, rounds: u32) -> String {
-    let mut h: [u8; 32] = Sha256::new().chain_update(salt).chain_update(pin).finalize().into();
+    let mut h: [u8; 32] = Sha256::new()
+        .chain_update(salt)
+        .chain_update(pin)
+        .finalize()
+        .into();
     for _ in 1..rounds {
-        h = Sha256::new().chain_update(h).chain_update(salt).finalize().into();
+        h = Sha256::new()
+            .chain_update(h)
+            .chain_update(salt)
+            .finalize()
+            .into();
     }
     hex(&h)
 }
@@ -127,7 +139,13 @@ pub struct ExportMark {
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { version: 1, device_id: String::new(), kiosk: Kiosk::default(), pin: None, exported: BTreeMap::new() }
+        Settings {
+            version: 1,
+            device_id: String::new(),
+            kiosk: Kiosk::default(),
+            pin: None,
+            exported: BTreeMap::new(),
+        }
     }
 }
 
@@ -142,7 +160,14 @@ pub fn uuid_v4(random: &[u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The ballot being filled in, saved on every answer so a reload brings it back.
@@ -168,7 +193,15 @@ pub struct Draft {
 impl Draft {
     /// A fresh draft.
     pub fn new(form_key: String, group: String, lang: String, started_at: String) -> Draft {
-        Draft { form_key, group, lang, started_at, page: 0, answers: BTreeMap::new(), unparsed: BTreeMap::new() }
+        Draft {
+            form_key,
+            group,
+            lang,
+            started_at,
+            page: 0,
+            answers: BTreeMap::new(),
+            unparsed: BTreeMap::new(),
+        }
     }
 
     /// Sets or clears one answer.
@@ -181,11 +214,16 @@ impl Draft {
 
     /// Sets one grid cell (`None` clears it).
     pub fn set_cell(&mut self, item: &str, unit: &str, criterion: &str, code: Option<&str>) {
-        let entry = self.answers.entry(item.to_string()).or_insert_with(|| Answer::Grid(Default::default()));
+        let entry = self
+            .answers
+            .entry(item.to_string())
+            .or_insert_with(|| Answer::Grid(Default::default()));
         if let Answer::Grid(g) = entry {
             match code {
                 Some(c) => {
-                    g.entry(unit.to_string()).or_default().insert(criterion.to_string(), c.to_string());
+                    g.entry(unit.to_string())
+                        .or_default()
+                        .insert(criterion.to_string(), c.to_string());
                 }
                 None => {
                     if let Some(row) = g.get_mut(unit) {
@@ -231,7 +269,11 @@ impl Draft {
 
     /// The problems of the items on `items`, in order: the form's own rules, plus number
     /// fields holding text that is not a number.
-    pub fn problems<'f>(&self, form: &'f Form, items: impl Iterator<Item = &'f Item>) -> Vec<(&'f Item, Problem)> {
+    pub fn problems<'f>(
+        &self,
+        form: &'f Form,
+        items: impl Iterator<Item = &'f Item>,
+    ) -> Vec<(&'f Item, Problem)> {
         let answers = ballot::relevant_answers(form, &self.answers);
         items
             .filter(|item| ballot::is_relevant(form, &answers, item))
@@ -245,7 +287,13 @@ impl Draft {
     }
 
     /// Turns the draft into a ballot: only relevant answers are kept.
-    pub fn to_ballot(&self, form: &Form, id: String, device_id: String, submitted_at: String) -> Ballot {
+    pub fn to_ballot(
+        &self,
+        form: &Form,
+        id: String,
+        device_id: String,
+        submitted_at: String,
+    ) -> Ballot {
         Ballot {
             id,
             form_id: form.id.clone(),
@@ -275,7 +323,11 @@ pub fn visible_pages(form: &Form, answers: &BTreeMap<String, Answer>) -> Vec<usi
     form.sections
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.items.iter().any(|i| ballot::is_relevant(form, &answers, i)))
+        .filter(|(_, s)| {
+            s.items
+                .iter()
+                .any(|i| ballot::is_relevant(form, &answers, i))
+        })
         .map(|(i, _)| i)
         .collect()
 }
@@ -294,8 +346,14 @@ mod tests {
         assert!(!h.matches("246811"));
         let stored = serde_json::to_string(&h).unwrap();
         assert!(!stored.contains("246810"), "{stored}");
-        assert_ne!(PinHash::new("246810", &[8; 16]).hash, h.hash, "the salt changes the hash");
-        assert!(pin_is_acceptable("0000") && !pin_is_acceptable("123") && !pin_is_acceptable("12a4"));
+        assert_ne!(
+            PinHash::new("246810", &[8; 16]).hash,
+            h.hash,
+            "the salt changes the hash"
+        );
+        assert!(
+            pin_is_acceptable("0000") && !pin_is_acceptable("123") && !pin_is_acceptable("12a4")
+        );
     }
 
     #[test]
@@ -308,7 +366,12 @@ mod tests {
     #[test]
     fn draft_edits_and_hidden_answers() {
         let form = Form::default_form();
-        let mut d = Draft::new("k".into(), "public".into(), "zh-CN".into(), "2026-11-22T01:00:00.000Z".into());
+        let mut d = Draft::new(
+            "k".into(),
+            "public".into(),
+            "zh-CN".into(),
+            "2026-11-22T01:00:00.000Z".into(),
+        );
         d.toggle("channels", "online", true);
         d.toggle("channels", "phone", true);
         d.toggle("channels", "online", false);
@@ -317,12 +380,23 @@ mod tests {
         d.set_cell("appr", "gaj", "overall", None);
         assert!(!d.answers.contains_key("appr"));
         d.set_number_text("times", "12x");
-        assert!(d.problems(&form, form.items()).iter().any(|(i, p)| i.id == "times" && *p == Problem::NotANumber));
+        assert!(d
+            .problems(&form, form.items())
+            .iter()
+            .any(|(i, p)| i.id == "times" && *p == Problem::NotANumber));
         d.set_number_text("times", " 12 ");
         assert_eq!(d.answers["times"], Answer::Number(12.0));
         d.set("contact", Some(Answer::Str("never".into())));
-        let b = d.to_ballot(&form, "id".into(), "dev".into(), "2026-11-22T01:05:00.000Z".into());
-        assert!(!b.answers.contains_key("channels") && !b.answers.contains_key("times"), "hidden answers are not submitted");
+        let b = d.to_ballot(
+            &form,
+            "id".into(),
+            "dev".into(),
+            "2026-11-22T01:05:00.000Z".into(),
+        );
+        assert!(
+            !b.answers.contains_key("channels") && !b.answers.contains_key("times"),
+            "hidden answers are not submitted"
+        );
     }
 
     #[test]

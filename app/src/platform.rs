@@ -15,7 +15,11 @@ pub struct BrowserStorage(web_sys::Storage);
 impl BrowserStorage {
     /// The page's local storage, if the browser allows it.
     pub fn local() -> Option<BrowserStorage> {
-        web_sys::window()?.local_storage().ok().flatten().map(BrowserStorage)
+        web_sys::window()?
+            .local_storage()
+            .ok()
+            .flatten()
+            .map(BrowserStorage)
     }
 }
 
@@ -38,7 +42,9 @@ impl KeyValue for BrowserStorage {
     }
     fn keys(&self) -> Vec<String> {
         let n = self.0.length().unwrap_or(0);
-        (0..n).filter_map(|i| self.0.key(i).ok().flatten()).collect()
+        (0..n)
+            .filter_map(|i| self.0.key(i).ok().flatten())
+            .collect()
     }
 }
 
@@ -92,7 +98,9 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// Offers `content` as a file download named `filename`.
 pub fn download(filename: &str, mime: &str, content: &str) -> Result<(), String> {
-    let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
     let parts = js_sys::Array::of1(&JsValue::from_str(content));
     let opts = web_sys::BlobPropertyBag::new();
     opts.set_type(mime);
@@ -101,7 +109,10 @@ pub fn download(filename: &str, mime: &str, content: &str) -> Result<(), String>
     let a: web_sys::HtmlAnchorElement = doc.create_element("a").map_err(describe)?.unchecked_into();
     a.set_href(&url);
     a.set_download(filename);
-    doc.body().ok_or("no body")?.append_child(&a).map_err(describe)?;
+    doc.body()
+        .ok_or("no body")?
+        .append_child(&a)
+        .map_err(describe)?;
     a.click();
     a.remove();
     // Revoking at once can cancel the download in some browsers; a minute is plenty.
@@ -117,17 +128,23 @@ pub fn download(filename: &str, mime: &str, content: &str) -> Result<(), String>
 /// Reads a file the user picked, as text.
 pub async fn read_file(file: web_sys::File) -> Result<String, String> {
     let text = JsFuture::from(file.text()).await.map_err(describe)?;
-    text.as_string().ok_or_else(|| "the file is not text".into())
+    text.as_string()
+        .ok_or_else(|| "the file is not text".into())
 }
 
 /// Fetches a text resource (through the service worker when offline).
 pub async fn fetch_text(url: &str) -> Result<String, String> {
     let window = web_sys::window().ok_or("no window")?;
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(describe)?.unchecked_into();
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(describe)?
+        .unchecked_into();
     if !resp.ok() {
         return Err(format!("HTTP {}", resp.status()));
     }
-    let text = JsFuture::from(resp.text().map_err(describe)?).await.map_err(describe)?;
+    let text = JsFuture::from(resp.text().map_err(describe)?)
+        .await
+        .map_err(describe)?;
     text.as_string().ok_or_else(|| "not text".into())
 }
 
@@ -154,14 +171,20 @@ pub fn scroll_top() {
 
 /// Sets `<html lang>` so screen readers and fonts follow the chosen language.
 pub fn set_document_lang(lang: &str) {
-    if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
         let _ = el.set_attribute("lang", lang);
     }
 }
 
 /// Asks for full screen (must run inside a click handler).
 pub fn request_fullscreen() {
-    if let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
         let _ = el.request_fullscreen();
     }
 }
@@ -171,4 +194,11 @@ pub async fn persist_storage() -> Option<bool> {
     let storage = web_sys::window()?.navigator().storage();
     let granted = JsFuture::from(storage.persist().ok()?).await.ok()?;
     granted.as_bool()
+}
+
+/// Marks the moment the form became usable (`performance.mark`), for load-time measurements.
+pub fn mark_interactive() {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = p.mark("pingyi-interactive");
+    }
 }

@@ -107,7 +107,11 @@ pub struct BallotStore<S: KeyValue> {
 impl<S: KeyValue> BallotStore<S> {
     /// Opens the store, finding the chunks already there.
     pub fn open(kv: S) -> BallotStore<S> {
-        let mut keys: Vec<String> = kv.keys().into_iter().filter(|k| k.starts_with(CHUNK_PREFIX)).collect();
+        let mut keys: Vec<String> = kv
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(CHUNK_PREFIX))
+            .collect();
         keys.sort();
         let chunks = keys
             .into_iter()
@@ -117,7 +121,12 @@ impl<S: KeyValue> BallotStore<S> {
                 let (form_key, device) = lines.next()?.split_once('\t')?;
                 let (form_key, device) = (form_key.to_string(), device.to_string());
                 let count = lines.filter(|l| !l.is_empty()).count();
-                Some(Chunk { key, form_key, device, count })
+                Some(Chunk {
+                    key,
+                    form_key,
+                    device,
+                    count,
+                })
             })
             .collect();
         BallotStore { kv, chunks }
@@ -129,12 +138,19 @@ impl<S: KeyValue> BallotStore<S> {
     }
 
     /// Stores a ballot of `form` (whose definition text is `form_json`) and reads it back.
-    pub fn append(&mut self, form: &Form, form_json: &str, ballot: &Ballot) -> Result<(), StoreError> {
+    pub fn append(
+        &mut self,
+        form: &Form,
+        form_json: &str,
+        ballot: &Ballot,
+    ) -> Result<(), StoreError> {
         let line = compact::encode(form, ballot).map_err(StoreError::Encode)?;
         let fkey = form_key(form);
         let form_slot = format!("{FORM_PREFIX}{fkey}");
         if self.kv.get(&form_slot).as_deref() != Some(form_json) {
-            self.kv.set(&form_slot, form_json).map_err(StoreError::Refused)?;
+            self.kv
+                .set(&form_slot, form_json)
+                .map_err(StoreError::Refused)?;
         }
         let device = ballot.device_id.replace(['\t', '\n', '\r'], " ");
         let open = self
@@ -144,7 +160,10 @@ impl<S: KeyValue> BallotStore<S> {
         let (key, value) = match open {
             Some(i) => {
                 let key = self.chunks[i].key.clone();
-                let old = self.kv.get(&key).unwrap_or_else(|| format!("{fkey}\t{device}"));
+                let old = self
+                    .kv
+                    .get(&key)
+                    .unwrap_or_else(|| format!("{fkey}\t{device}"));
                 (key, format!("{old}\n{line}"))
             }
             None => {
@@ -154,7 +173,10 @@ impl<S: KeyValue> BallotStore<S> {
                     .filter_map(|c| c.key[CHUNK_PREFIX.len()..].parse::<u64>().ok())
                     .max()
                     .map_or(1, |n| n + 1);
-                (format!("{CHUNK_PREFIX}{next:06}"), format!("{fkey}\t{device}\n{line}"))
+                (
+                    format!("{CHUNK_PREFIX}{next:06}"),
+                    format!("{fkey}\t{device}\n{line}"),
+                )
             }
         };
         self.kv.set(&key, &value).map_err(StoreError::Refused)?;
@@ -163,7 +185,12 @@ impl<S: KeyValue> BallotStore<S> {
         }
         match open {
             Some(i) => self.chunks[i].count += 1,
-            None => self.chunks.push(Chunk { key, form_key: fkey, device, count: 1 }),
+            None => self.chunks.push(Chunk {
+                key,
+                form_key: fkey,
+                device,
+                count: 1,
+            }),
         }
         Ok(())
     }
@@ -194,7 +221,9 @@ impl<S: KeyValue> BallotStore<S> {
             .form_json(fkey)
             .and_then(|json| Form::from_json(fkey, &json).ok());
         for c in self.chunks.iter().filter(|c| c.form_key == fkey) {
-            let Some(value) = self.kv.get(&c.key) else { continue };
+            let Some(value) = self.kv.get(&c.key) else {
+                continue;
+            };
             for line in value.split('\n').skip(1).filter(|l| !l.is_empty()) {
                 match form.as_ref().map(|f| compact::decode(f, &c.device, line)) {
                     Some(Ok(b)) => out.ballots.push(b),
@@ -210,7 +239,12 @@ impl<S: KeyValue> BallotStore<S> {
         self.chunks
             .iter()
             .filter_map(|c| self.kv.get(&c.key))
-            .flat_map(|v| v.split('\n').skip(1).map(|l| cost(l) + 1).collect::<Vec<_>>())
+            .flat_map(|v| {
+                v.split('\n')
+                    .skip(1)
+                    .map(|l| cost(l) + 1)
+                    .collect::<Vec<_>>()
+            })
             .max()
             .unwrap_or(0)
     }
@@ -276,7 +310,9 @@ mod tests {
         for (i, u) in form.units.iter().enumerate() {
             for c in ["attitude", "efficiency", "lawful", "integrity", "overall"] {
                 let code = ["5", "4", "3", "2", "1", "9"][(n + i) % 6];
-                g.entry(u.id.clone()).or_default().insert(c.into(), code.into());
+                g.entry(u.id.clone())
+                    .or_default()
+                    .insert(c.into(), code.into());
             }
         }
         let mut answers = BTreeMap::new();
@@ -298,10 +334,15 @@ mod tests {
     #[test]
     fn ballots_come_back_across_chunks_and_reopen() {
         let form = Form::default_form();
-        let kv = Memory { quota: 10_000_000, ..Memory::default() };
+        let kv = Memory {
+            quota: 10_000_000,
+            ..Memory::default()
+        };
         let mut store = BallotStore::open(kv.clone());
         for n in 0..(CHUNK_BALLOTS + 5) {
-            store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, n)).unwrap();
+            store
+                .append(&form, DEFAULT_FORM_JSON, &ballot(&form, n))
+                .unwrap();
         }
         let reopened = BallotStore::open(kv);
         assert_eq!(reopened.count(), CHUNK_BALLOTS + 5);
@@ -309,13 +350,19 @@ mod tests {
         assert_eq!(stored.damaged, 0);
         assert_eq!(stored.ballots.len(), CHUNK_BALLOTS + 5);
         assert_eq!(stored.ballots[7], ballot(&form, 7));
-        assert_eq!(stored.ballots[CHUNK_BALLOTS + 4], ballot(&form, CHUNK_BALLOTS + 4));
+        assert_eq!(
+            stored.ballots[CHUNK_BALLOTS + 4],
+            ballot(&form, CHUNK_BALLOTS + 4)
+        );
     }
 
     #[test]
     fn a_full_store_refuses_and_keeps_every_earlier_ballot() {
         let form = Form::default_form();
-        let kv = Memory { quota: 30_000, ..Memory::default() };
+        let kv = Memory {
+            quota: 30_000,
+            ..Memory::default()
+        };
         let mut store = BallotStore::open(kv.clone());
         let mut stored = 0;
         let err = loop {
@@ -325,7 +372,10 @@ mod tests {
             }
         };
         assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
-        assert!(stored > 150, "only {stored} ballots fit in 30,000 characters");
+        assert!(
+            stored > 150,
+            "only {stored} ballots fit in 30,000 characters"
+        );
         let back = BallotStore::open(kv).ballots(&form_key(&form));
         assert_eq!(back.ballots.len(), stored);
         assert_eq!(back.ballots.last(), Some(&ballot(&form, stored - 1)));
@@ -334,11 +384,22 @@ mod tests {
     #[test]
     fn damaged_lines_are_counted_not_dropped() {
         let form = Form::default_form();
-        let kv = Memory { quota: 1_000_000, ..Memory::default() };
+        let kv = Memory {
+            quota: 1_000_000,
+            ..Memory::default()
+        };
         let mut store = BallotStore::open(kv.clone());
-        store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1)).unwrap();
-        store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, 2)).unwrap();
-        let key = kv.keys().into_iter().find(|k| k.starts_with(CHUNK_PREFIX)).unwrap();
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1))
+            .unwrap();
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 2))
+            .unwrap();
+        let key = kv
+            .keys()
+            .into_iter()
+            .find(|k| k.starts_with(CHUNK_PREFIX))
+            .unwrap();
         let v = kv.get(&key).unwrap();
         kv.set(&key, &format!("{v}\n[1,\"broken")).unwrap();
         let store = BallotStore::open(kv.clone());

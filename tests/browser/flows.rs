@@ -11,8 +11,16 @@ use crate::harness::Session;
 /// The default form's grid: (units, criteria).
 pub fn grid_shape() -> (Vec<String>, Vec<String>) {
     let form = Form::default_form();
-    let ItemKind::Appraisal { units, criteria, .. } = &form.item("appr").unwrap().kind else { unreachable!() };
-    (units.clone(), criteria.iter().map(|c| c.id.clone()).collect())
+    let ItemKind::Appraisal {
+        units, criteria, ..
+    } = &form.item("appr").unwrap().kind
+    else {
+        unreachable!()
+    };
+    (
+        units.clone(),
+        criteria.iter().map(|c| c.id.clone()).collect(),
+    )
 }
 
 /// A grid answer where every cell is `code`, except `overall` of the first unit.
@@ -21,8 +29,14 @@ pub fn grid_answers(code: &str, first_overall: &str) -> Grid {
     let mut g = Grid::new();
     for (i, u) in units.iter().enumerate() {
         for c in &criteria {
-            let v = if i == 0 && c == "overall" { first_overall } else { code };
-            g.entry(u.clone()).or_default().insert(c.clone(), v.to_string());
+            let v = if i == 0 && c == "overall" {
+                first_overall
+            } else {
+                code
+            };
+            g.entry(u.clone())
+                .or_default()
+                .insert(c.clone(), v.to_string());
         }
     }
     g
@@ -58,7 +72,10 @@ pub async fn fill_grid(s: &Session, grid: &Grid) {
 pub fn about_answers() -> BTreeMap<String, Answer> {
     let mut a = BTreeMap::new();
     a.insert("contact".into(), Answer::Str("often".into()));
-    a.insert("channels".into(), Answer::Codes(vec!["online".into(), "phone".into()]));
+    a.insert(
+        "channels".into(),
+        Answer::Codes(vec!["online".into(), "phone".into()]),
+    );
     a.insert("times".into(), Answer::Number(12.0));
     a
 }
@@ -75,14 +92,18 @@ pub async fn complete_ballot(s: &Session) -> BTreeMap<String, Answer> {
     s.find("page-opinions").await;
     s.click("opt-environment-4").await;
     s.type_into("input-why", "窗口排队太久").await;
-    s.type_into("input-suggestion", "=1+1 建议增加\"自助机\"").await;
+    s.type_into("input-suggestion", "=1+1 建议增加\"自助机\"")
+        .await;
     s.click("submit").await;
     s.find("thanks").await;
     let mut a = about_answers();
     a.insert("appr".into(), Answer::Grid(grid));
     a.insert("environment".into(), Answer::Str("4".into()));
     a.insert("why".into(), Answer::Str("窗口排队太久".into()));
-    a.insert("suggestion".into(), Answer::Str("=1+1 建议增加\"自助机\"".into()));
+    a.insert(
+        "suggestion".into(),
+        Answer::Str("=1+1 建议增加\"自助机\"".into()),
+    );
     a
 }
 
@@ -99,5 +120,12 @@ pub async fn open_admin(s: &Session, pin: &str, first_time: bool) {
 
 /// The number of ballots the admin screen reports.
 pub async fn admin_total(s: &Session) -> usize {
-    s.find("ballot-total").await.text().await.unwrap().trim().parse().unwrap()
+    s.find("ballot-total")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }

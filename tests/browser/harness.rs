@@ -6,11 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use thirtyfour::prelude::*;
 use thirtyfour::ChromiumLikeCapabilities;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// The repository's site folder, built once per test run.
 pub fn pkg_dir() -> PathBuf {
@@ -23,7 +24,7 @@ fn pingyi() -> Command {
 
 /// Builds the app into pkg/ once for this test binary (incremental when nothing changed),
 /// so the tests never run against a stale build.
-fn ensure_built() {
+pub fn ensure_built() {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let status = pingyi().arg("build").status().expect("run pingyi build");
@@ -32,9 +33,10 @@ fn ensure_built() {
 }
 
 /// One Chromium at a time: two cores are not enough for parallel browsers to stay reliable.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// (An async mutex: each test has its own runtime, and the turn is held across awaits.)
+async fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::const_new(());
+    LOCK.lock().await
 }
 
 fn free_port() -> u16 {
@@ -142,7 +144,7 @@ impl Session {
 
     /// Serves `pkg` with extra serve arguments and opens the app.
     pub async fn open_with(pkg: &Path, extra: &[&str]) -> Session {
-        let turn = one_at_a_time();
+        let turn = one_at_a_time().await;
         ensure_built();
         let server = Server::start(pkg, extra);
         let profile = tempfile::tempdir().expect("a temporary profile folder");
@@ -231,19 +233,27 @@ impl Session {
     pub async fn click(&self, testid: &str) {
         let el = self.find(testid).await;
         el.scroll_into_view().await.ok();
-        el.click().await.unwrap_or_else(|e| panic!("cannot click [data-testid='{testid}']: {e}"));
+        el.click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click [data-testid='{testid}']: {e}"));
     }
 
     /// Types into the input with this `data-testid`.
     pub async fn type_into(&self, testid: &str, text: &str) {
         let el = self.find(testid).await;
         el.scroll_into_view().await.ok();
-        el.send_keys(text).await.unwrap_or_else(|e| panic!("cannot type into [data-testid='{testid}']: {e}"));
+        el.send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("cannot type into [data-testid='{testid}']: {e}"));
     }
 
     /// Whether an element with this `data-testid` exists and is displayed (no waiting).
     pub async fn shown(&self, testid: &str) -> bool {
-        match self.d().find(By::Css(format!("[data-testid='{testid}']"))).await {
+        match self
+            .d()
+            .find(By::Css(format!("[data-testid='{testid}']")))
+            .await
+        {
             Ok(el) => el.is_displayed().await.unwrap_or(false),
             Err(_) => false,
         }
@@ -254,7 +264,10 @@ impl Session {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.shown(testid).await != want {
             if Instant::now() > deadline {
-                panic!("waited 30 s for [data-testid='{testid}'] to be {}", if want { "shown" } else { "hidden" });
+                panic!(
+                    "waited 30 s for [data-testid='{testid}'] to be {}",
+                    if want { "shown" } else { "hidden" }
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -262,7 +275,12 @@ impl Session {
 
     /// Runs JavaScript in the page and returns its JSON result.
     pub async fn js(&self, script: &str) -> serde_json::Value {
-        self.d().execute(script, Vec::new()).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}")).json().clone()
+        self.d()
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+            .json()
+            .clone()
     }
 
     /// Reloads the page.
@@ -291,7 +309,9 @@ impl Session {
 
     /// Saves a screenshot for a person to look at (under target/screenshots/).
     pub async fn screenshot(&self, name: &str) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("screenshots");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join("screenshots");
         std::fs::create_dir_all(&dir).ok();
         let _ = self.d().screenshot(&dir.join(format!("{name}.png"))).await;
     }

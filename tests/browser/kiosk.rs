@@ -19,7 +19,14 @@ async fn kiosk_on(s: &Session, idle: &str, countdown: &str, interval: &str, grou
     set_field(s, "kiosk-countdown", countdown).await;
     set_field(s, "kiosk-interval", interval).await;
     if let Some(g) = group {
-        s.find("kiosk-group").await.find(thirtyfour::By::Css(format!("option[value='{g}']"))).await.unwrap().click().await.unwrap();
+        s.find("kiosk-group")
+            .await
+            .find(thirtyfour::By::Css(format!("option[value='{g}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     }
     s.click("kiosk-save").await;
     s.wait_for_text("saved", |t| t.contains("已保存")).await;
@@ -45,18 +52,37 @@ async fn idle_timeout_discards_the_partial_ballot_and_keeps_submitted_ones() {
     // "Keep going" keeps the answers.
     s.click("idle-continue").await;
     s.wait_shown("idle-warning", false).await;
-    let kept = s.js("return document.querySelector(\"input[name='q-contact']:checked\").value").await;
+    let kept = s
+        .js("return document.querySelector(\"input[name='q-contact']:checked\").value")
+        .await;
     assert_eq!(kept, "sometimes");
     // Walks away for good: the countdown ends, the answers are gone.
     s.find("idle-warning").await;
     s.find("start").await;
-    assert_eq!(s.js("return localStorage.getItem('pingyi.v1.draft')").await, serde_json::Value::Null);
-    assert!(s.find("start-button").await.text().await.unwrap().contains("开始填写"), "no draft to resume");
-    let checked = s.js("return document.querySelectorAll('input:checked').length").await;
+    assert_eq!(
+        s.js("return localStorage.getItem('pingyi.v1.draft')").await,
+        serde_json::Value::Null
+    );
+    assert!(
+        s.find("start-button")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("开始填写"),
+        "no draft to resume"
+    );
+    let checked = s
+        .js("return document.querySelectorAll('input:checked').length")
+        .await;
     assert_eq!(checked, 0, "nothing of the last person is on the screen");
 
     flows::open_admin(&s, "4321", false).await;
-    assert_eq!(flows::admin_total(&s).await, 1, "the submitted ballot is kept");
+    assert_eq!(
+        flows::admin_total(&s).await,
+        1,
+        "the submitted ballot is kept"
+    );
     s.close().await;
 }
 
@@ -64,7 +90,10 @@ async fn idle_timeout_discards_the_partial_ballot_and_keeps_submitted_ones() {
 async fn a_fixed_group_skips_the_choice_and_an_interval_separates_ballots() {
     let s = Session::open().await;
     kiosk_on(&s, "600", "20", "30", Some("supervisor")).await;
-    assert!(!s.shown("group-public").await, "the group is fixed for this kiosk");
+    assert!(
+        !s.shown("group-public").await,
+        "the group is fixed for this kiosk"
+    );
     s.click("start-button").await;
     s.find("page-about").await;
     flows::fill_about(&s).await;
@@ -75,11 +104,24 @@ async fn a_fixed_group_skips_the_choice_and_an_interval_separates_ballots() {
     s.find("start").await;
     s.find("wait-next").await;
     assert!(s.page_text().await.contains("请稍候"));
-    assert_eq!(s.find("start-button").await.prop("disabled").await.unwrap().as_deref(), Some("true"));
+    assert_eq!(
+        s.find("start-button")
+            .await
+            .prop("disabled")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
     flows::open_admin(&s, "4321", false).await;
     s.click("export-json-0").await;
     let path = s.download(".json").await;
-    let ballots = analysis::json::read_all(&analysis::Form::default_form(), "k.json", std::fs::File::open(path).unwrap()).unwrap();
+    let ballots = analysis::json::read_all(
+        &analysis::Form::default_form(),
+        "k.json",
+        std::fs::File::open(path).unwrap(),
+    )
+    .unwrap();
     assert_eq!(ballots.len(), 1);
     assert_eq!(ballots[0].group, "supervisor");
     s.close().await;

@@ -9,8 +9,15 @@ use crate::harness::Session;
 /// Waits until the service worker controls the page (it has cached the whole app).
 pub async fn wait_for_service_worker(s: &Session) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while s.js("return !!(navigator.serviceWorker && navigator.serviceWorker.controller)").await != true {
-        assert!(Instant::now() < deadline, "the service worker did not take control in 30 s");
+    while s
+        .js("return !!(navigator.serviceWorker && navigator.serviceWorker.controller)")
+        .await
+        != true
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the service worker did not take control in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -24,7 +31,10 @@ async fn with_the_server_stopped_the_app_reloads_and_stores_a_ballot() {
     s.reload().await;
     let title = s.find("form-title").await.text().await.unwrap();
     assert_eq!(title, "2026年度市直单位民主评议满意度测评问卷");
-    assert!(!s.shown("notice").await, "the cached form.json is used, not the fallback");
+    assert!(
+        !s.shown("notice").await,
+        "the cached form.json is used, not the fallback"
+    );
     let answers = flows::complete_ballot(&s).await;
     s.reload().await;
     s.find("start").await;
@@ -32,7 +42,103 @@ async fn with_the_server_stopped_the_app_reloads_and_stores_a_ballot() {
     assert_eq!(flows::admin_total(&s).await, 1);
     s.click("export-csv-0").await;
     let path = s.download(".csv").await;
-    let ballots = analysis::wide_csv::read_all(&analysis::Form::default_form(), "x.csv", std::fs::File::open(path).unwrap()).unwrap();
+    let ballots = analysis::wide_csv::read_all(
+        &analysis::Form::default_form(),
+        "x.csv",
+        std::fs::File::open(path).unwrap(),
+    )
+    .unwrap();
     assert_eq!(ballots[0].answers, answers);
+    s.close().await;
+}
+
+/// A copy of the built site in a folder of its own, so a test can "deploy" into it.
+fn site_copy() -> tempfile::TempDir {
+    crate::harness::ensure_built();
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(crate::harness::pkg_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+async fn cache_names(s: &Session) -> Vec<String> {
+    let v = s.js("return caches.keys()").await;
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_is_used_only_once_it_has_arrived_whole() {
+    let site = site_copy();
+    let mut s = Session::open_with(site.path(), &[]).await;
+    s.find("start").await;
+    wait_for_service_worker(&s).await;
+    let old = cache_names(&s).await;
+    assert_eq!(old.len(), 1, "{old:?}");
+    let build_js = std::fs::read_to_string(site.path().join("build.js")).unwrap();
+
+    // A new version is deployed but its wasm never arrives (the connection drops).
+    std::fs::write(
+        site.path().join("build.js"),
+        build_js.replace("PINGYI_BUILD = \"", "PINGYI_BUILD = \"broken-"),
+    )
+    .unwrap();
+    let wasm = std::fs::read(site.path().join("pingyi_app_bg.wasm")).unwrap();
+    std::fs::remove_file(site.path().join("pingyi_app_bg.wasm")).unwrap();
+    s.js("return navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => true, () => true)").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.js("return navigator.serviceWorker.getRegistration().then(r => !!(r.installing || r.waiting))").await == true {
+        assert!(Instant::now() < deadline, "the failed install never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        cache_names(&s).await,
+        old,
+        "the old version's cache is untouched"
+    );
+    let active = s.js("return navigator.serviceWorker.getRegistration().then(r => r.active && r.active.state)").await;
+    assert_eq!(active, "activated", "the old worker is still in charge");
+    s.server.stop();
+    s.reload().await;
+    assert_eq!(
+        s.find("form-title").await.text().await.unwrap(),
+        "2026年度市直单位民主评议满意度测评问卷"
+    );
+    flows::complete_ballot(&s).await;
+
+    // The next deployment arrives whole: it takes over, and the idle page reloads into it.
+    // (`pingyi serve` rewrites build.js when it starts, so the new one goes in after.)
+    std::fs::write(site.path().join("pingyi_app_bg.wasm"), wasm).unwrap();
+    s.server.restart();
+    std::fs::write(
+        site.path().join("build.js"),
+        build_js.replace("PINGYI_BUILD = \"", "PINGYI_BUILD = \"next-"),
+    )
+    .unwrap();
+    s.click("new-ballot").await;
+    s.js("return navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => 'ok')")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let names = cache_names(&s).await;
+        if names.len() == 1 && names[0].starts_with("pingyi-next-") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new version did not replace the old: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.find("start").await;
+    flows::open_admin(&s, "7777", true).await;
+    assert_eq!(
+        flows::admin_total(&s).await,
+        1,
+        "ballots survive the update"
+    );
     s.close().await;
 }

@@ -41,7 +41,8 @@ fn PinGate(unlocked: RwSignal<bool>) -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let p = pin.get_untracked();
-        let locked_left = ((locked_until.get_untracked() - platform::now_ms()) / 1000.0).ceil() as i64;
+        let locked_left =
+            ((locked_until.get_untracked() - platform::now_ms()) / 1000.0).ceil() as i64;
         if creating {
             if !model::pin_is_acceptable(&p) {
                 error.set(Some(t.pin_too_short.into()));
@@ -57,7 +58,10 @@ fn PinGate(unlocked: RwSignal<bool>) -> impl IntoView {
             }
         } else if locked_left > 0 {
             error.set(Some(fill(t.pin_locked, &[("n", &locked_left)])));
-        } else if ctx.settings.with_untracked(|s| s.pin.as_ref().is_some_and(|h| h.matches(&p))) {
+        } else if ctx
+            .settings
+            .with_untracked(|s| s.pin.as_ref().is_some_and(|h| h.matches(&p)))
+        {
             unlocked.set(true);
         } else {
             failures.update(|f| *f += 1);
@@ -84,7 +88,7 @@ fn PinGate(unlocked: RwSignal<bool>) -> impl IntoView {
             <p class="error" role="alert" data-testid="pin-error">{error}</p>
             <div class="actions">
                 <button type="submit" class="primary" data-testid="pin-ok">{t.pin_ok}</button>
-                <button type="button" class="secondary" on:click=move |_| ctx.to_start()>{t.cancel}</button>
+                <button type="button" class="secondary" on:click=move |_| ctx.go_to_start()>{t.cancel}</button>
             </div>
         </form>
     }
@@ -92,7 +96,15 @@ fn PinGate(unlocked: RwSignal<bool>) -> impl IntoView {
 
 /// A file-name-safe version of a device id.
 fn file_part(s: &str) -> String {
-    s.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Local date and time as `20261122-0930`, for file names.
@@ -112,8 +124,11 @@ fn local_stamp() -> String {
 fn Panel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
-    let message = RwSignal::new(None::<String>);
-    // Every stored form's ballots, re-read when the store changes.
+    // Messages go to the app's notice bar, which stays in view (and survives the panel
+    // being rebuilt when the language changes).
+    let message = ctx.notice;
+    let lang = ctx.lang_now();
+    // Every stored form's ballots by group (labelled from that form), re-read when the store changes.
     let summary = Memo::new(move |_| {
         ctx.store_rev.track();
         ctx.store.with_value(|s| {
@@ -121,45 +136,106 @@ fn Panel() -> impl IntoView {
                 .into_keys()
                 .map(|fkey| {
                     let stored = s.ballots(&fkey);
+                    let form = s
+                        .form_json(&fkey)
+                        .and_then(|j| LoadedForm::parse(&fkey, j, FormSource::Admin).ok());
                     let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
                     for b in &stored.ballots {
                         *by_group.entry(b.group.clone()).or_insert(0) += 1;
                     }
-                    let last = stored.ballots.last().map(|b| b.id.clone()).unwrap_or_default();
-                    (fkey, stored.ballots.len(), stored.damaged, by_group, last)
+                    let by_group: Vec<(String, String, usize)> = by_group
+                        .into_iter()
+                        .map(|(g, n)| {
+                            let label = form
+                                .as_ref()
+                                .and_then(|f| f.form.group(&g))
+                                .map(|x| x.label.get(&lang).to_string());
+                            (label.unwrap_or_else(|| g.clone()), g, n)
+                        })
+                        .collect();
+                    let title = form
+                        .map(|f| f.form.title.get(&lang).to_string())
+                        .unwrap_or_default();
+                    let last = stored
+                        .ballots
+                        .last()
+                        .map(|b| b.id.clone())
+                        .unwrap_or_default();
+                    (
+                        fkey,
+                        stored.ballots.len(),
+                        stored.damaged,
+                        by_group,
+                        last,
+                        title,
+                    )
                 })
                 .collect::<Vec<_>>()
         })
     });
-    let lang = ctx.lang_now();
     let all_exported = move || {
         let marks = ctx.settings.with(|s| s.exported.clone());
         summary.with(|forms| {
-            forms.iter().all(|(fkey, n, _, _, last)| marks.get(fkey).is_some_and(|m| m.count == *n && m.last_id == *last))
+            forms.iter().all(|(fkey, n, _, _, last, _)| {
+                marks
+                    .get(fkey)
+                    .is_some_and(|m| m.count == *n && m.last_id == *last)
+            })
         })
     };
     let total = Signal::derive(move || summary.with(|f| f.iter().map(|x| x.1).sum::<usize>()));
 
     let export = move |fkey: String, as_csv: bool| {
         let t = ctx.t();
-        let Some(form_json) = ctx.store.with_value(|s| s.form_json(&fkey)) else { return };
-        let Ok(loaded) = LoadedForm::parse(&fkey, form_json, FormSource::Admin) else { return };
+        let Some(form_json) = ctx.store.with_value(|s| s.form_json(&fkey)) else {
+            return;
+        };
+        let Ok(loaded) = LoadedForm::parse(&fkey, form_json, FormSource::Admin) else {
+            return;
+        };
         let stored = ctx.store.with_value(|s| s.ballots(&fkey));
         let device = ctx.settings.with_untracked(|s| s.device_id.clone());
-        let name = format!("pingyi-{}-{}-{}", file_part(&device), file_part(&loaded.form.id), local_stamp());
+        let name = format!(
+            "pingyi-{}-{}-{}",
+            file_part(&device),
+            file_part(&loaded.form.id),
+            local_stamp()
+        );
         let result = if as_csv {
-            platform::download(&format!("{name}.csv"), "text/csv;charset=utf-8", &wide_csv::to_string(&loaded.form, &stored.ballots))
+            platform::download(
+                &format!("{name}.csv"),
+                "text/csv;charset=utf-8",
+                &wide_csv::to_string(&loaded.form, &stored.ballots),
+            )
         } else {
-            platform::download(&format!("{name}.json"), "application/json", &json::to_string(&stored.ballots))
+            platform::download(
+                &format!("{name}.json"),
+                "application/json",
+                &json::to_string(&stored.ballots),
+            )
         };
         match result {
             Ok(()) => {
                 let mut s = ctx.settings.get_untracked();
                 let at = platform::now_iso();
-                let last_id = stored.ballots.last().map(|b| b.id.clone()).unwrap_or_default();
-                s.exported.insert(fkey, ExportMark { count: stored.ballots.len(), last_id, at: at.clone() });
+                let last_id = stored
+                    .ballots
+                    .last()
+                    .map(|b| b.id.clone())
+                    .unwrap_or_default();
+                s.exported.insert(
+                    fkey,
+                    ExportMark {
+                        count: stored.ballots.len(),
+                        last_id,
+                        at: at.clone(),
+                    },
+                );
                 let _ = ctx.save_settings(s);
-                message.set(Some(fill(t.exported_at, &[("n", &stored.ballots.len()), ("t", &at)])));
+                message.set(Some(fill(
+                    t.exported_at,
+                    &[("n", &stored.ballots.len()), ("t", &at)],
+                )));
             }
             Err(e) => message.set(Some(fill(t.save_failed, &[("e", &e)]))),
         }
@@ -167,22 +243,21 @@ fn Panel() -> impl IntoView {
 
     view! {
         <div class="panel" data-testid="admin-panel">
-            <p class="notice" role="status" data-testid="admin-message">{message}</p>
             <DeviceSection message=message/>
 
             <section>
                 <h2>{t.ballots_stored}</h2>
                 <p class="big-number" data-testid="ballot-total">{total}</p>
-                {move || summary.get().into_iter().enumerate().map(|(k, (fkey, n, damaged, by_group, _))| {
-                    let form = ctx.form.get_untracked();
-                    let label = |g: &str| {
-                        form.as_ref().and_then(|f| f.form.group(g).map(|x| x.label.get(&lang).to_string())).unwrap_or_else(|| g.to_string())
-                    };
-                    let rows = by_group.iter().map(|(g, c)| view! { <tr><td>{label(g)}</td><td data-testid=format!("count-{g}")>{*c}</td></tr> }).collect_view();
+                {move || summary.get().into_iter().enumerate().map(|(k, (fkey, n, damaged, by_group, _, title))| {
+                    let rows = by_group
+                        .into_iter()
+                        .map(|(label, g, c)| view! { <tr><td>{label}</td><td data-testid=format!("count-{g}")>{c}</td></tr> })
+                        .collect_view();
                     let (k1, k2) = (fkey.clone(), fkey.clone());
                     view! {
                         <div class="form-ballots">
                             <h3>{fill(t.form_of_ballots, &[("form", &fkey), ("n", &n)])}</h3>
+                            <p class="muted">{title}</p>
                             <table>
                                 <thead><tr><th scope="col">{t.group_col}</th><th scope="col">{t.count_col}</th></tr></thead>
                                 <tbody>{rows}</tbody>
@@ -205,7 +280,7 @@ fn Panel() -> impl IntoView {
             <PinSection message=message/>
 
             <div class="actions">
-                <button class="secondary big" data-testid="admin-close" on:click=move |_| ctx.to_start()>{t.close_admin}</button>
+                <button class="secondary big" data-testid="admin-close" on:click=move |_| ctx.go_to_start()>{t.close_admin}</button>
             </div>
         </div>
     }
@@ -254,7 +329,19 @@ fn StorageSection() -> impl IntoView {
         let more = left / per;
         let p = (used as f64 / cap as f64 * 100.0).floor() as u64;
         let kb = |units: u64| units * 2 / 1024;
-        (fill(t.storage_line, &[("used", &kb(used)), ("left", &kb(left)), ("n", &more), ("cap", &kb(cap)), ("p", &p)]), p)
+        (
+            fill(
+                t.storage_line,
+                &[
+                    ("used", &kb(used)),
+                    ("left", &kb(left)),
+                    ("n", &more),
+                    ("cap", &kb(cap)),
+                    ("p", &p),
+                ],
+            ),
+            p,
+        )
     };
     view! {
         <section>
@@ -279,7 +366,11 @@ fn StorageSection() -> impl IntoView {
 }
 
 #[component]
-fn ClearSection(all_exported: Signal<bool>, total: Signal<usize>, message: RwSignal<Option<String>>) -> impl IntoView {
+fn ClearSection(
+    all_exported: Signal<bool>,
+    total: Signal<usize>,
+    message: RwSignal<Option<String>>,
+) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let typed = RwSignal::new(String::new());
@@ -324,8 +415,15 @@ fn FormSection(message: RwSignal<Option<String>>) -> impl IntoView {
     let t = ctx.t();
     let problems = RwSignal::new(Vec::<String>::new());
     let on_file = move |ev: leptos::ev::Event| {
-        let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
-        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        let Some(input) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else {
+            return;
+        };
         let name = file.name();
         input.set_value("");
         leptos::task::spawn_local(async move {
@@ -402,12 +500,23 @@ fn KioskSection(message: RwSignal<Option<String>>) -> impl IntoView {
         ("kiosk-return", RwSignal::new(k.return_after_s.to_string())),
         ("kiosk-idle", RwSignal::new(k.idle_after_s.to_string())),
         ("kiosk-countdown", RwSignal::new(k.countdown_s.to_string())),
-        ("kiosk-interval", RwSignal::new(k.min_interval_s.to_string())),
+        (
+            "kiosk-interval",
+            RwSignal::new(k.min_interval_s.to_string()),
+        ),
     ];
     let error = RwSignal::new(false);
     let save = move |_| {
-        let parsed: Vec<Option<u32>> =
-            fields.iter().map(|(_, v)| v.get_untracked().trim().parse::<u32>().ok().filter(|n| *n <= 86_400)).collect();
+        let parsed: Vec<Option<u32>> = fields
+            .iter()
+            .map(|(_, v)| {
+                v.get_untracked()
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 86_400)
+            })
+            .collect();
         if parsed.iter().any(Option::is_none) {
             error.set(true);
             return;
@@ -430,7 +539,12 @@ fn KioskSection(message: RwSignal<Option<String>>) -> impl IntoView {
             Err(e) => fill(t.save_failed, &[("e", &e)]),
         }));
     };
-    let labels = [t.kiosk_return, t.kiosk_idle, t.kiosk_countdown, t.kiosk_interval];
+    let labels = [
+        t.kiosk_return,
+        t.kiosk_idle,
+        t.kiosk_countdown,
+        t.kiosk_interval,
+    ];
     let lang = ctx.lang_now();
     let initial_group = group.get_untracked();
     let group_options = ctx.form.get_untracked().map(|f| {

@@ -21,15 +21,32 @@ struct Opt {
 }
 
 fn options(ctx: Ctx, item: &Item) -> Vec<Opt> {
-    let f = ctx.form.get_untracked().expect("items show once the form is loaded");
+    let f = ctx
+        .form
+        .get_untracked()
+        .expect("items show once the form is loaded");
     match &item.kind {
-        ItemKind::Single { choices } | ItemKind::Multi { choices } => {
-            choices.iter().map(|c| Opt { code: c.code.clone(), label: c.label.clone(), aside: false }).collect()
-        }
+        ItemKind::Single { choices } | ItemKind::Multi { choices } => choices
+            .iter()
+            .map(|c| Opt {
+                code: c.code.clone(),
+                label: c.label.clone(),
+                aside: false,
+            })
+            .collect(),
         ItemKind::Rating { scale } | ItemKind::Appraisal { scale, .. } => f
             .form
             .scale(scale)
-            .map(|s| s.options.iter().map(|o| Opt { code: o.code.clone(), label: o.label.clone(), aside: !o.counted }).collect())
+            .map(|s| {
+                s.options
+                    .iter()
+                    .map(|o| Opt {
+                        code: o.code.clone(),
+                        label: o.label.clone(),
+                        aside: !o.counted,
+                    })
+                    .collect()
+            })
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -53,9 +70,14 @@ fn message(ctx: Ctx, item: &Item, p: &Problem) -> String {
         Problem::Rule(Issue::Invalid(reasons)) => match (&item.kind, &item.constraint_message) {
             (ItemKind::Number { .. }, Some(m)) => m.get(&ctx.lang_now()).to_string(),
             (ItemKind::Number { min, max, integer }, None) => {
-                let show = |x: &Option<f64>| x.map(|v| format!("{v}")).unwrap_or_else(|| "…".into());
+                let show =
+                    |x: &Option<f64>| x.map(|v| format!("{v}")).unwrap_or_else(|| "…".into());
                 let range = fill(t.number_range, &[("min", &show(min)), ("max", &show(max))]);
-                if *integer { format!("{range}{}", t.whole_number) } else { range }
+                if *integer {
+                    format!("{range}{}", t.whole_number)
+                } else {
+                    range
+                }
             }
             _ => format!("{}{}", t.invalid_answer, reasons.join("; ")),
         },
@@ -64,19 +86,24 @@ fn message(ctx: Ctx, item: &Item, p: &Problem) -> String {
 
 /// Whether `code` is the answer (or one of the answers) to `item` in the draft.
 fn is_chosen(ctx: Ctx, item: &str, code: &str) -> bool {
-    ctx.draft.with(|d| match d.as_ref().and_then(|d| d.answers.get(item)) {
-        Some(Answer::Str(s)) => s == code,
-        Some(Answer::Codes(c)) => c.iter().any(|x| x == code),
-        _ => false,
-    })
+    ctx.draft
+        .with(|d| match d.as_ref().and_then(|d| d.answers.get(item)) {
+            Some(Answer::Str(s)) => s == code,
+            Some(Answer::Codes(c)) => c.iter().any(|x| x == code),
+            _ => false,
+        })
 }
 
 /// Whether a grid cell holds `code`.
 fn cell_is(ctx: Ctx, item: &str, unit: &str, crit: &str, code: &str) -> bool {
-    ctx.draft.with(|d| match d.as_ref().and_then(|d| d.answers.get(item)) {
-        Some(Answer::Grid(g)) => g.get(unit).and_then(|r| r.get(crit)).is_some_and(|c| c == code),
-        _ => false,
-    })
+    ctx.draft
+        .with(|d| match d.as_ref().and_then(|d| d.answers.get(item)) {
+            Some(Answer::Grid(g)) => g
+                .get(unit)
+                .and_then(|r| r.get(crit))
+                .is_some_and(|c| c == code),
+            _ => false,
+        })
 }
 
 #[component]
@@ -84,7 +111,10 @@ pub fn ItemView(item: Item) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let lang = ctx.lang_now();
-    let f = ctx.form.get_untracked().expect("items show once the form is loaded");
+    let f = ctx
+        .form
+        .get_untracked()
+        .expect("items show once the form is loaded");
     let id = item.id.clone();
     let item = StoredValue::new(item);
     let relevant = {
@@ -107,7 +137,12 @@ pub fn ItemView(item: Item) -> impl IntoView {
             }
             ctx.draft.with(|d| {
                 d.as_ref().and_then(|d| {
-                    item.with_value(|i| d.problems(&f.form, std::iter::once(i)).into_iter().next().map(|(_, p)| p))
+                    item.with_value(|i| {
+                        d.problems(&f.form, std::iter::once(i))
+                            .into_iter()
+                            .next()
+                            .map(|(_, p)| p)
+                    })
                 })
             })
         })
@@ -119,7 +154,12 @@ pub fn ItemView(item: Item) -> impl IntoView {
     let label_id = format!("label-{id}");
     let described = format!("{hint_id} {err_id}");
     let (label, hint, required, kind) = item.with_value(|i| {
-        (i.label.get(&lang).to_string(), i.hint.as_ref().map(|h| h.get(&lang).to_string()), i.required, i.kind.clone())
+        (
+            i.label.get(&lang).to_string(),
+            i.hint.as_ref().map(|h| h.get(&lang).to_string()),
+            i.required,
+            i.kind.clone(),
+        )
     });
     let heading = view! {
         <span id=label_id.clone() class="q-label">
@@ -128,14 +168,22 @@ pub fn ItemView(item: Item) -> impl IntoView {
         </span>
         {hint.map(|h| view! { <span class="hint" id=hint_id.clone()>{h}</span> })}
     };
-    let error_text = Signal::derive(move || problem.get().map(|p| item.with_value(|i| message(ctx, i, &p))));
+    let error_text = Signal::derive(move || {
+        problem
+            .get()
+            .map(|p| item.with_value(|i| message(ctx, i, &p)))
+    });
     let error = view! { <p class="error" id=err_id data-testid=format!("error-{id}") role="alert">{error_text}</p> };
 
     let body = match kind {
         ItemKind::Single { .. } | ItemKind::Rating { .. } | ItemKind::Multi { .. } => {
             let multi = matches!(kind, ItemKind::Multi { .. });
             let opts = item.with_value(|i| options(ctx, i));
-            let buttons = opts.into_iter().enumerate().map(|(k, o)| choice(ctx, &id, k, o, multi, &lang)).collect_view();
+            let buttons = opts
+                .into_iter()
+                .enumerate()
+                .map(|(k, o)| choice(ctx, &id, k, o, multi, &lang))
+                .collect_view();
             view! {
                 <fieldset class="choices" role=(!multi).then_some("radiogroup") aria-describedby=described
                     aria-required=(required && !multi).then_some("true") aria-invalid=aria_invalid>
@@ -146,11 +194,16 @@ pub fn ItemView(item: Item) -> impl IntoView {
             }
             .into_any()
         }
-        ItemKind::Text { multiline, max_length } => {
-            let initial = ctx.draft.with_untracked(|d| match d.as_ref().and_then(|d| d.answers.get(&id)) {
-                Some(Answer::Str(s)) => s.clone(),
-                _ => String::new(),
-            });
+        ItemKind::Text {
+            multiline,
+            max_length,
+        } => {
+            let initial =
+                ctx.draft
+                    .with_untracked(|d| match d.as_ref().and_then(|d| d.answers.get(&id)) {
+                        Some(Answer::Str(s)) => s.clone(),
+                        _ => String::new(),
+                    });
             let typed = RwSignal::new(initial.chars().count());
             let input_id = format!("q-{id}");
             let id2 = id.clone();
@@ -161,7 +214,9 @@ pub fn ItemView(item: Item) -> impl IntoView {
                 ctx.edit_draft(move |d| d.set(&id, (!v.is_empty()).then_some(Answer::Str(v))));
             };
             let max = max_length.map(|m| m.to_string());
-            let left = Signal::derive(move || max_length.map(|m| fill(t.chars_left, &[("n", &m.saturating_sub(typed.get()))])));
+            let left = Signal::derive(move || {
+                max_length.map(|m| fill(t.chars_left, &[("n", &m.saturating_sub(typed.get()))]))
+            });
             let control = if multiline {
                 view! {
                     <textarea id=input_id.clone() rows="4" maxlength=max aria-describedby=described aria-invalid=aria_invalid
@@ -187,10 +242,13 @@ pub fn ItemView(item: Item) -> impl IntoView {
             let initial = ctx.draft.with_untracked(|d| {
                 d.as_ref()
                     .and_then(|d| {
-                        d.unparsed.get(&id).cloned().or_else(|| match d.answers.get(&id) {
-                            Some(Answer::Number(x)) => Some(format!("{x}")),
-                            _ => None,
-                        })
+                        d.unparsed
+                            .get(&id)
+                            .cloned()
+                            .or_else(|| match d.answers.get(&id) {
+                                Some(Answer::Number(x)) => Some(format!("{x}")),
+                                _ => None,
+                            })
                     })
                     .unwrap_or_default()
             });
@@ -209,19 +267,33 @@ pub fn ItemView(item: Item) -> impl IntoView {
             }
             .into_any()
         }
-        ItemKind::Appraisal { units, criteria, .. } => {
+        ItemKind::Appraisal {
+            units, criteria, ..
+        } => {
             let opts = item.with_value(|i| options(ctx, i));
             let missing = Memo::new(move |_| match problem.get() {
                 Some(Problem::Rule(Issue::Required { missing_cells })) => missing_cells,
                 _ => Vec::new(),
             });
-            let head = criteria.iter().map(|c| view! { <span>{c.label.get(&lang).to_string()}</span> }).collect_view();
-            let crits: Vec<(String, String)> = criteria.iter().map(|c| (c.id.clone(), c.label.get(&lang).to_string())).collect();
+            let head = criteria
+                .iter()
+                .map(|c| view! { <span>{c.label.get(&lang).to_string()}</span> })
+                .collect_view();
+            let crits: Vec<(String, String)> = criteria
+                .iter()
+                .map(|c| (c.id.clone(), c.label.get(&lang).to_string()))
+                .collect();
             let rows = units
                 .iter()
                 .enumerate()
-                .filter_map(|(ui, u)| f.form.unit(u).map(|x| (ui, u.clone(), x.name.get(&lang).to_string())))
-                .map(|(ui, unit, name)| grid_row(ctx, &id, ui, unit, name, &crits, &opts, missing, &lang))
+                .filter_map(|(ui, u)| {
+                    f.form
+                        .unit(u)
+                        .map(|x| (ui, u.clone(), x.name.get(&lang).to_string()))
+                })
+                .map(|(ui, unit, name)| {
+                    grid_row(ctx, &id, ui, unit, name, &crits, &opts, missing, &lang)
+                })
                 .collect_view();
             view! {
                 <div class="grid-item" role="group" aria-labelledby=label_id aria-describedby=described>

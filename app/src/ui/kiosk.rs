@@ -42,17 +42,21 @@ pub fn return_seconds_left(ctx: Ctx) -> Option<i64> {
         return None;
     }
     let since = ctx.now.get() - ctx.last_submit.get();
-    Some(((f64::from(k.return_after_s) * 1000.0 - since) / 1000.0).ceil().max(0.0) as i64)
+    Some(
+        ((f64::from(k.return_after_s) * 1000.0 - since) / 1000.0)
+            .ceil()
+            .max(0.0) as i64,
+    )
 }
 
 /// Runs every second.
 pub fn tick(ctx: Ctx) {
     if idle_seconds_left(ctx) == Some(0) {
         ctx.drop_draft();
-        ctx.to_start();
+        ctx.go_to_start();
     }
     if return_seconds_left(ctx) == Some(0) {
-        ctx.to_start();
+        ctx.go_to_start();
     }
 }
 

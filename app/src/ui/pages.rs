@@ -16,7 +16,9 @@ use crate::store::{self, KeyValue, StoreError};
 /// the item's first control.
 pub fn focus_id(form: &Form, item: &Item, problem: Option<&Problem>) -> String {
     match &item.kind {
-        ItemKind::Appraisal { units, criteria, .. } => {
+        ItemKind::Appraisal {
+            units, criteria, ..
+        } => {
             let (mut ui, mut ci) = (0, 0);
             if let Some(Problem::Rule(Issue::Required { missing_cells })) = problem {
                 if let Some((u, c)) = missing_cells.first() {
@@ -39,16 +41,29 @@ pub fn FormPages() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let lang = ctx.lang_now();
-    let f = ctx.form.get_untracked().expect("pages show once the form is loaded");
+    let f = ctx
+        .form
+        .get_untracked()
+        .expect("pages show once the form is loaded");
     let pages = {
         let f = f.clone();
-        Memo::new(move |_| ctx.draft.with(|d| d.as_ref().map(|d| model::visible_pages(&f.form, &d.answers)).unwrap_or_default()))
+        Memo::new(move |_| {
+            ctx.draft.with(|d| {
+                d.as_ref()
+                    .map(|d| model::visible_pages(&f.form, &d.answers))
+                    .unwrap_or_default()
+            })
+        })
     };
     // The page shown: the draft's page, or the next visible one if it became hidden.
     let current = Memo::new(move |_| {
         let want = ctx.draft.with(|d| d.as_ref().map(|d| d.page).unwrap_or(0));
         let p = pages.get();
-        p.iter().copied().find(|&i| i >= want).or_else(|| p.last().copied()).unwrap_or(0)
+        p.iter()
+            .copied()
+            .find(|&i| i >= want)
+            .or_else(|| p.last().copied())
+            .unwrap_or(0)
     });
     let position = move || pages.with(|p| p.iter().position(|&i| i == current.get()).unwrap_or(0));
 
@@ -60,25 +75,47 @@ pub fn FormPages() -> impl IntoView {
     let next = {
         let f = f.clone();
         move |_| {
-            let Some(d) = ctx.draft.get_untracked() else { return };
-            let problems = d.problems(&f.form, f.form.sections[current.get_untracked()].items.iter());
+            let Some(d) = ctx.draft.get_untracked() else {
+                return;
+            };
+            let problems = d.problems(
+                &f.form,
+                f.form.sections[current.get_untracked()].items.iter(),
+            );
             if let Some((item, p)) = problems.first() {
-                ctx.shown.update(|s| s.extend(problems.iter().map(|(i, _)| i.id.clone())));
+                ctx.shown
+                    .update(|s| s.extend(problems.iter().map(|(i, _)| i.id.clone())));
                 platform::focus(focus_id(&f.form, item, Some(p)));
                 return;
             }
-            if let Some(&n) = pages.with_untracked(|p| p.get(position() + 1).copied()).as_ref() {
+            if let Some(&n) = pages
+                .with_untracked(|p| p.get(position() + 1).copied())
+                .as_ref()
+            {
                 go(n);
             }
         }
     };
     let back = move |_| {
-        if let Some(n) = position().checked_sub(1).and_then(|i| pages.with_untracked(|p| p.get(i).copied())) {
+        if let Some(n) = position()
+            .checked_sub(1)
+            .and_then(|i| pages.with_untracked(|p| p.get(i).copied()))
+        {
             go(n);
         }
     };
-    let progress = Signal::derive(move || fill(t.page_of, &[("n", &(position() + 1)), ("m", &pages.with(Vec::len))]));
-    let percent = Signal::derive(move || format!("width: {}%", 100 * (position() + 1) / pages.with(Vec::len).max(1)));
+    let progress = Signal::derive(move || {
+        fill(
+            t.page_of,
+            &[("n", &(position() + 1)), ("m", &pages.with(Vec::len))],
+        )
+    });
+    let percent = Signal::derive(move || {
+        format!(
+            "width: {}%",
+            100 * (position() + 1) / pages.with(Vec::len).max(1)
+        )
+    });
     let problem_count = {
         let f = f.clone();
         Signal::derive(move || {
@@ -143,8 +180,14 @@ fn submit(ctx: Ctx) {
     };
     let problems = draft.problems(&f.form, f.form.items());
     if let Some((item, p)) = problems.first() {
-        ctx.shown.update(|s| s.extend(problems.iter().map(|(i, _)| i.id.clone())));
-        let page = f.form.sections.iter().position(|s| s.items.iter().any(|i| i.id == item.id)).unwrap_or(0);
+        ctx.shown
+            .update(|s| s.extend(problems.iter().map(|(i, _)| i.id.clone())));
+        let page = f
+            .form
+            .sections
+            .iter()
+            .position(|s| s.items.iter().any(|i| i.id == item.id))
+            .unwrap_or(0);
         if page != draft.page {
             ctx.edit_draft(|d| d.page = page);
         }

@@ -13,10 +13,19 @@ pub fn StartScreen() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let lang = ctx.lang_now();
-    let f = ctx.form.get_untracked().expect("the start screen shows once the form is loaded");
+    let f = ctx
+        .form
+        .get_untracked()
+        .expect("the start screen shows once the form is loaded");
     let fixed_group = ctx
         .settings
-        .with_untracked(|s| if s.kiosk.enabled { s.kiosk.fixed_group.clone() } else { None })
+        .with_untracked(|s| {
+            if s.kiosk.enabled {
+                s.kiosk.fixed_group.clone()
+            } else {
+                None
+            }
+        })
         .filter(|g| f.form.group(g).is_some());
     let resuming = ctx.draft.with_untracked(Option::is_some);
     let chosen = ctx.chosen_group;
@@ -50,11 +59,19 @@ pub fn StartScreen() -> impl IntoView {
             platform::focus("groups".into());
             return;
         };
-        if ctx.settings.with_untracked(|s| s.kiosk.enabled && s.kiosk.fullscreen) {
+        if ctx
+            .settings
+            .with_untracked(|s| s.kiosk.enabled && s.kiosk.fullscreen)
+        {
             platform::request_fullscreen();
         }
         chosen.set(None);
-        ctx.draft.set(Some(Draft::new(key.clone(), g, ctx.lang_now(), platform::now_iso())));
+        ctx.draft.set(Some(Draft::new(
+            key.clone(),
+            g,
+            ctx.lang_now(),
+            platform::now_iso(),
+        )));
         ctx.edit_draft(|_| {});
         ctx.shown.set(Default::default());
         ctx.screen.set(Screen::Form);
@@ -136,7 +153,9 @@ pub fn Thanks(id: String) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let short = id.chars().take(8).collect::<String>();
-    let countdown = Signal::derive(move || kiosk::return_seconds_left(ctx).map(|n| fill(t.back_to_start_in, &[("n", &n)])));
+    let countdown = Signal::derive(move || {
+        kiosk::return_seconds_left(ctx).map(|n| fill(t.back_to_start_in, &[("n", &n)]))
+    });
     view! {
         <section class="thanks" data-testid="thanks" role="status">
             <div class="tick" aria-hidden="true">"✓"</div>
@@ -144,7 +163,7 @@ pub fn Thanks(id: String) -> impl IntoView {
             <p>{t.thanks_body}</p>
             <p class="muted" data-testid="ballot-id" data-ballot-id=id.clone()>{fill(t.thanks_saved, &[("id", &short)])}</p>
             <p class="countdown" data-testid="return-countdown" hidden=Signal::derive(move || countdown.get().is_none())>{countdown}</p>
-            <button class="primary big" data-testid="new-ballot" on:click=move |_| ctx.to_start()>{t.new_ballot}</button>
+            <button class="primary big" data-testid="new-ballot" on:click=move |_| ctx.go_to_start()>{t.new_ballot}</button>
         </section>
     }
 }

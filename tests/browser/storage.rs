@@ -1,0 +1,112 @@
+//! The device store at its limits: how many default-form ballots one browser holds, the
+//! warning at 80 %, and a full store that refuses the next ballot and keeps every old one.
+
+use analysis::form::Form;
+
+use crate::flows;
+use crate::harness::Session;
+
+/// Copies the one stored ballot line into new chunks (fresh ids, same answers) until
+/// local storage holds `limit` UTF-16 units, or until the browser refuses when `limit` is
+/// `None`. Returns how many lines were added. Only the chunk layout is assumed: key
+/// `pingyi.v1.b.NNNNNN`, a header line, then one ballot per line, the id first.
+async fn replicate(s: &Session, limit: Option<u64>) -> u64 {
+    let limit = limit.map_or("Infinity".to_string(), |l| l.to_string());
+    let script = format!(
+        r#"
+        const prefix = 'pingyi.v1.b.';
+        const keys = Object.keys(localStorage).filter(k => k.startsWith(prefix)).sort();
+        const [header, line] = localStorage.getItem(keys[0]).split('\n');
+        const row = JSON.parse(line);
+        const used = () => Object.keys(localStorage).reduce((n, k) => n + k.length + localStorage.getItem(k).length, 0);
+        const limit = {limit};
+        let added = 0, per = 200, chunk = keys.length + 1, total = used();
+        while (true) {{
+          const lines = [];
+          for (let j = 0; j < per; j++) {{ row[0] = 'copy-' + String(added + j).padStart(8, '0'); lines.push(JSON.stringify(row)); }}
+          const value = header + '\n' + lines.join('\n');
+          const key = prefix + String(chunk).padStart(6, '0');
+          if (total + key.length + value.length > limit) {{ if (per === 1) break; per = Math.max(1, Math.floor(per / 4)); continue; }}
+          try {{ localStorage.setItem(key, value); }} catch (e) {{ if (per === 1) break; per = Math.max(1, Math.floor(per / 4)); continue; }}
+          added += per; chunk += 1; total += key.length + value.length;
+        }}
+        return added;"#
+    );
+    s.js(&script).await.as_u64().expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_warning_and_a_full_store_that_keeps_every_ballot() {
+    let s = Session::open().await;
+    let answers = flows::complete_ballot(&s).await;
+    s.click("new-ballot").await;
+    s.find("start").await;
+    let capacity = s
+        .js("return Number(localStorage.getItem('pingyi.v1.capacity'))")
+        .await
+        .as_u64()
+        .unwrap();
+    assert!(
+        capacity > 1_000_000,
+        "capacity probed at first start: {capacity}"
+    );
+
+    // 85 % full: both the start screen and the admin screen say so, ballots still go in.
+    let first = replicate(&s, Some(capacity * 85 / 100)).await;
+    s.reload().await;
+    s.find("storage-warning").await;
+    assert!(!s.shown("storage-full").await);
+    assert_eq!(
+        s.find("start-button")
+            .await
+            .prop("disabled")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("false")
+    );
+
+    // Full to the last line the browser accepts.
+    let rest = replicate(&s, None).await;
+    let held = 1 + first + rest;
+    println!("capacity: {held} default-form ballots (with comments) in {capacity} UTF-16 units of local storage");
+    assert!(
+        held >= 20_000,
+        "one device must hold at least 20,000 ballots, holds {held}"
+    );
+    s.reload().await;
+    s.find("storage-full").await;
+    assert!(s.page_text().await.contains("请联系工作人员导出数据"));
+    assert_eq!(
+        s.find("start-button")
+            .await
+            .prop("disabled")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+
+    // Every ballot is still there and exports whole.
+    flows::open_admin(&s, "2580", true).await;
+    s.find("admin-storage-full").await;
+    assert_eq!(flows::admin_total(&s).await as u64, held);
+    s.click("export-csv-0").await;
+    let path = s.download(".csv").await;
+    let ballots = analysis::wide_csv::read_all(
+        &Form::default_form(),
+        "full.csv",
+        std::fs::File::open(path).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ballots.len() as u64, held);
+    assert_eq!(
+        ballots[0].answers, answers,
+        "the real ballot comes back first and unchanged"
+    );
+    assert!(
+        ballots[1..].iter().all(|b| b.answers == answers),
+        "the copies read back too"
+    );
+    s.close().await;
+}
