@@ -7,6 +7,7 @@
 pub struct Texts {
     pub lang_name: &'static str,
     pub loading: &'static str,
+    pub storage_blocked: &'static str,
     pub start: &'static str,
     pub resume: &'static str,
     pub choose_group: &'static str,
@@ -107,6 +108,7 @@ pub struct Texts {
 pub const ZH: Texts = Texts {
     lang_name: "中文",
     loading: "正在加载问卷…",
+    storage_blocked: "本浏览器禁止本网站保存数据，无法填写问卷。请联系工作人员。",
     start: "开始填写",
     resume: "继续填写",
     choose_group: "请选择您的身份",
@@ -206,6 +208,7 @@ pub const ZH: Texts = Texts {
 pub const EN: Texts = Texts {
     lang_name: "English",
     loading: "Loading the questionnaire…",
+    storage_blocked: "This browser does not let the site store data, so ballots cannot be taken. Please call a member of staff.",
     start: "Start",
     resume: "Continue",
     choose_group: "Which of these are you?",

@@ -66,6 +66,8 @@ struct Chunk {
     form_key: String,
     device: String,
     count: usize,
+    /// Room the key and value take, kept so the start screen need not re-read megabytes.
+    size: u64,
 }
 
 /// Why a ballot was not stored.
@@ -102,6 +104,8 @@ pub struct Stored {
 pub struct BallotStore<S: KeyValue> {
     kv: S,
     chunks: Vec<Chunk>,
+    /// The longest stored line (UTF-16 units): the room one more ballot needs.
+    largest_line: u64,
 }
 
 impl<S: KeyValue> BallotStore<S> {
@@ -113,23 +117,34 @@ impl<S: KeyValue> BallotStore<S> {
             .filter(|k| k.starts_with(CHUNK_PREFIX))
             .collect();
         keys.sort();
+        let mut largest_line = 0;
         let chunks = keys
             .into_iter()
             .filter_map(|key| {
                 let value = kv.get(&key)?;
+                let size = cost(&key) + cost(&value);
                 let mut lines = value.split('\n');
                 let (form_key, device) = lines.next()?.split_once('\t')?;
                 let (form_key, device) = (form_key.to_string(), device.to_string());
-                let count = lines.filter(|l| !l.is_empty()).count();
+                let mut count = 0;
+                for line in lines.filter(|l| !l.is_empty()) {
+                    count += 1;
+                    largest_line = largest_line.max(cost(line) + 1);
+                }
                 Some(Chunk {
                     key,
                     form_key,
                     device,
                     count,
+                    size,
                 })
             })
             .collect();
-        BallotStore { kv, chunks }
+        BallotStore {
+            kv,
+            chunks,
+            largest_line,
+        }
     }
 
     /// The key–value store underneath.
@@ -183,15 +198,21 @@ impl<S: KeyValue> BallotStore<S> {
         if self.kv.get(&key).as_deref() != Some(value.as_str()) {
             return Err(StoreError::NotReadBack(key));
         }
+        let size = cost(&key) + cost(&value);
         match open {
-            Some(i) => self.chunks[i].count += 1,
+            Some(i) => {
+                self.chunks[i].count += 1;
+                self.chunks[i].size = size;
+            }
             None => self.chunks.push(Chunk {
                 key,
                 form_key: fkey,
                 device,
                 count: 1,
+                size,
             }),
         }
+        self.largest_line = self.largest_line.max(cost(&line) + 1);
         Ok(())
     }
 
@@ -236,21 +257,26 @@ impl<S: KeyValue> BallotStore<S> {
 
     /// The largest stored line's room (UTF-16 units), to judge whether one more ballot fits.
     pub fn largest_line(&self) -> u64 {
-        self.chunks
+        self.largest_line
+    }
+
+    /// Room everything in local storage takes (UTF-16 units): the chunks from what the store
+    /// knows, every other key (settings, draft, forms) by reading it.
+    pub fn used(&self) -> u64 {
+        let chunks: u64 = self.chunks.iter().map(|c| c.size).sum();
+        let others: u64 = self
+            .kv
+            .keys()
             .iter()
-            .filter_map(|c| self.kv.get(&c.key))
-            .flat_map(|v| {
-                v.split('\n')
-                    .skip(1)
-                    .map(|l| cost(l) + 1)
-                    .collect::<Vec<_>>()
-            })
-            .max()
-            .unwrap_or(0)
+            .filter(|k| !k.starts_with(CHUNK_PREFIX))
+            .map(|k| cost(k) + self.kv.get(k).map(|v| cost(&v)).unwrap_or(0))
+            .sum();
+        chunks + others
     }
 
     /// Removes every ballot and the stored forms (only after an export; the app checks).
     pub fn clear(&mut self) {
+        self.largest_line = 0;
         for c in self.chunks.drain(..) {
             self.kv.remove(&c.key);
         }
@@ -344,8 +370,15 @@ mod tests {
                 .append(&form, DEFAULT_FORM_JSON, &ballot(&form, n))
                 .unwrap();
         }
-        let reopened = BallotStore::open(kv);
+        let reopened = BallotStore::open(kv.clone());
         assert_eq!(reopened.count(), CHUNK_BALLOTS + 5);
+        assert_eq!(
+            reopened.used(),
+            used(&kv),
+            "the kept sizes add up to what is stored"
+        );
+        assert_eq!(store.used(), used(&kv));
+        assert_eq!(reopened.largest_line(), store.largest_line());
         let stored = reopened.ballots(&form_key(&form));
         assert_eq!(stored.damaged, 0);
         assert_eq!(stored.ballots.len(), CHUNK_BALLOTS + 5);

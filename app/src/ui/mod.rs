@@ -117,7 +117,7 @@ impl Ctx {
     /// Room used in local storage now, in UTF-16 units (tracks `store_rev`).
     pub fn used(&self) -> u64 {
         self.store_rev.track();
-        store::used(&self.kv())
+        self.store.with_value(|s| s.used())
     }
 
     /// Storage state for warnings: (used fraction, whether one more ballot fits).
@@ -188,10 +188,11 @@ async fn load_form(kv: &BrowserStorage) -> (Arc<LoadedForm>, bool) {
 #[component]
 pub fn App() -> impl IntoView {
     let Some(kv) = BrowserStorage::local() else {
+        // No storage, no ballots: say so in both languages, since none can be chosen.
         return view! {
             <main class="fatal" role="alert">
-                <p>"本浏览器禁止本网站保存数据，无法填写问卷。请联系工作人员。"</p>
-                <p lang="en">"This browser does not let the site store data, so ballots cannot be taken. Please call a member of staff."</p>
+                <p lang="zh-CN">{i18n::ZH.storage_blocked}</p>
+                <p lang="en">{i18n::EN.storage_blocked}</p>
             </main>
         }
         .into_any();
