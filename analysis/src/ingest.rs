@@ -37,7 +37,7 @@ use crate::error::InputError;
 use crate::form::{Form, Item, ItemKind};
 use crate::rules::{Resolved, TooFast};
 use crate::time::parse_rfc3339;
-use crate::wide_csv::{columns, csv_error, unneutralize, Column, META_COLUMNS};
+use crate::wide_csv::{columns, csv_error, resolve_header, unneutralize, Column, META_COLUMNS};
 
 /// Marks an empty grid cell in a decoded row.
 const EMPTY: u8 = u8::MAX;
@@ -448,38 +448,18 @@ impl<'f> CsvLayout<'f> {
         let form = session.form;
         let rules = session.rules;
         let known = columns(form);
-        let mut names = Vec::with_capacity(header.len());
-        let mut cols = Vec::with_capacity(header.len());
+        let raw: Vec<String> = header
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+        let order = resolve_header(form, &known, source, &raw)?;
+        let mut names = Vec::with_capacity(order.len());
+        let mut cols = Vec::with_capacity(order.len());
         let mut form_order = vec![usize::MAX; known.len()];
-        for (i, raw) in header.iter().enumerate() {
-            let text = String::from_utf8_lossy(raw);
-            let text = if i == 0 {
-                text.trim_start_matches('\u{feff}')
-            } else {
-                &text
-            };
-            let name = unneutralize(text).to_string();
-            let err = |msg: String| {
-                InputError::new(source, msg)
-                    .at_line(1)
-                    .at_column(i as u64 + 1)
-                    .in_field(format!("header {name:?}"))
-            };
-            let Some(k) = known.iter().position(|(n, _)| *n == name) else {
-                return Err(err(format!(
-                    "unknown column, expected one of the {} columns of form {:?} version {:?} ({}, …)",
-                    known.len(),
-                    form.id,
-                    form.version,
-                    known.iter().take(12).map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                )));
-            };
-            if form_order[k] != usize::MAX {
-                return Err(err(
-                    "the column appears twice, expected each column once".into()
-                ));
-            }
+        for (i, &k) in order.iter().enumerate() {
             form_order[k] = i;
+            let name = known[k].0.clone();
             let col = match known[k].1 {
                 Column::Meta(m) => Col::Meta(m),
                 Column::Item(item) => Col::Item(item),
@@ -502,25 +482,6 @@ impl<'f> CsvLayout<'f> {
             };
             names.push(name);
             cols.push(col);
-        }
-        let missing: Vec<&str> = known
-            .iter()
-            .zip(&form_order)
-            .filter(|(_, i)| **i == usize::MAX)
-            .map(|((n, _), _)| n.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(InputError::new(
-                source,
-                format!(
-                    "{} column{} of form {:?} missing from the header: {}",
-                    missing.len(),
-                    if missing.len() == 1 { " is" } else { "s are" },
-                    form.id,
-                    missing.join(", ")
-                ),
-            )
-            .at_line(1));
         }
         Ok(CsvLayout {
             source: source.to_string(),

@@ -232,6 +232,76 @@ pub fn to_string(form: &Form, ballots: &[Ballot]) -> String {
     String::from_utf8(bytes).expect("the writer only writes UTF-8")
 }
 
+/// Resolves a header row against the form's columns (`known`, from [`columns`]): for each
+/// CSV column in order, its index in `known`. A leading BOM is dropped and spreadsheet
+/// neutralization undone. Unknown, repeated and missing columns are errors at line 1 that
+/// name the column and what was expected. Every CSV reader of ballots resolves its header
+/// here, once, before the rows.
+pub fn resolve_header(
+    form: &Form,
+    known: &[(String, Column<'_>)],
+    source: &str,
+    header: &[&str],
+) -> Result<Vec<usize>, InputError> {
+    let mut seen = vec![false; known.len()];
+    let mut order = Vec::with_capacity(header.len());
+    for (i, raw) in header.iter().enumerate() {
+        // csv strips a leading BOM from the first header; strip it again in case a
+        // tool doubled it.
+        let name = unneutralize(if i == 0 {
+            raw.trim_start_matches('\u{feff}')
+        } else {
+            raw
+        });
+        let err = |msg: String| {
+            InputError::new(source, msg)
+                .at_line(1)
+                .at_column(i as u64 + 1)
+                .in_field(format!("header {name:?}"))
+        };
+        let Some(k) = known.iter().position(|(n, _)| n == name) else {
+            return Err(err(format!(
+                "unknown column, expected one of the {} columns of form {:?} version {:?} ({}, …)",
+                known.len(),
+                form.id,
+                form.version,
+                known
+                    .iter()
+                    .take(12)
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        if std::mem::replace(&mut seen[k], true) {
+            return Err(err(
+                "the column appears twice, expected each column once".into()
+            ));
+        }
+        order.push(k);
+    }
+    let missing: Vec<&str> = known
+        .iter()
+        .zip(&seen)
+        .filter(|(_, seen)| !**seen)
+        .map(|((n, _), _)| n.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(InputError::new(
+            source,
+            format!(
+                "{} column{} of form {:?} missing from the header: {}",
+                missing.len(),
+                if missing.len() == 1 { " is" } else { "s are" },
+                form.id,
+                missing.join(", ")
+            ),
+        )
+        .at_line(1));
+    }
+    Ok(order)
+}
+
 /// Reads wide CSV ballots one at a time, checking every cell against the form.
 pub struct Reader<'f, R: Read> {
     form: &'f Form,
@@ -256,56 +326,11 @@ impl<'f, R: Read> Reader<'f, R> {
             .map_err(|e| csv_error(source, &lines, e))?
             .clone();
         let known = columns(form);
-        let mut map = Vec::with_capacity(headers.len());
-        let mut seen = std::collections::HashSet::new();
-        for (i, name) in headers.iter().enumerate() {
-            // csv strips a leading BOM from the first header; strip it again in case a
-            // tool doubled it, and undo the neutralization of header cells.
-            let name = unneutralize(if i == 0 {
-                name.trim_start_matches('\u{feff}')
-            } else {
-                name
-            });
-            let err = |msg: String| {
-                InputError::new(source, msg)
-                    .at_line(1)
-                    .at_column(i as u64 + 1)
-                    .in_field(format!("header {name:?}"))
-            };
-            let Some((_, col)) = known.iter().find(|(n, _)| n == name) else {
-                return Err(err(format!(
-                    "unknown column, expected one of the {} columns of form {:?} version {:?} ({}, …)",
-                    known.len(),
-                    form.id,
-                    form.version,
-                    known.iter().take(12).map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                )));
-            };
-            if !seen.insert(name.to_string()) {
-                return Err(err(
-                    "the column appears twice, expected each column once".into()
-                ));
-            }
-            map.push((name.to_string(), *col));
-        }
-        let missing: Vec<&str> = known
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .filter(|n| !seen.contains(*n))
+        let names: Vec<&str> = headers.iter().collect();
+        let map = resolve_header(form, &known, source, &names)?
+            .into_iter()
+            .map(|k| known[k].clone())
             .collect();
-        if !missing.is_empty() {
-            return Err(InputError::new(
-                source,
-                format!(
-                    "{} column{} of form {:?} missing from the header: {}",
-                    missing.len(),
-                    if missing.len() == 1 { " is" } else { "s are" },
-                    form.id,
-                    missing.join(", ")
-                ),
-            )
-            .at_line(1));
-        }
         Ok(Reader {
             form,
             source: source.to_string(),
