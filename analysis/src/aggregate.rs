@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::InputError;
+use crate::error::{json_error, InputError};
 use crate::rules::Resolved;
 
 /// The format tag written into every saved state.
@@ -308,26 +308,11 @@ impl Aggregate {
     pub fn from_json(source: &str, text: &str) -> Result<Aggregate, InputError> {
         let mut de = serde_json::Deserializer::from_str(text);
         let agg: Aggregate = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let msg = inner.to_string();
-            let msg = msg
-                .rsplit_once(" at line ")
-                .map(|(m, _)| m.to_string())
-                .unwrap_or(msg);
-            let mut err = InputError::new(
+            json_error(
                 source,
-                format!("{msg}; expected a state written by `pingyi aggregate`"),
-            );
-            if inner.line() > 0 {
-                err = err
-                    .at_line(inner.line() as u64)
-                    .at_column(inner.column() as u64);
-            }
-            if path != "." && !path.is_empty() {
-                err = err.in_field(path);
-            }
-            err
+                e,
+                "; expected a state written by `pingyi aggregate`",
+            )
         })?;
         let (u, g, c, o) = (
             agg.units.len(),

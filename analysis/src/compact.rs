@@ -63,10 +63,7 @@ pub fn encode(form: &Form, b: &Ballot) -> Result<String, String> {
                     criteria,
                 },
             ) => {
-                let codes: Vec<&str> = form
-                    .scale(scale)
-                    .map(|s| s.options.iter().map(|o| o.code.as_str()).collect())
-                    .unwrap_or_default();
+                let codes = item.codes(form);
                 if codes.len() > CELL_CHARS.len() {
                     serde_json::to_value(g).map_err(|e| e.to_string())?
                 } else {
@@ -162,10 +159,7 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
                     criteria,
                 },
             ) => {
-                let codes: Vec<&str> = form
-                    .scale(scale)
-                    .map(|s| s.options.iter().map(|o| o.code.as_str()).collect())
-                    .unwrap_or_default();
+                let codes = item.codes(form);
                 if cells.len() != units.len() * criteria.len() {
                     return Err(format!(
                         "{}: {} cells, expected {}",

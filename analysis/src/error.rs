@@ -127,6 +127,37 @@ impl fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
+/// A JSON reading error (with the JSON path serde_path_to_error found) as an
+/// [`InputError`]: file, line and column of the place, the path, and serde's message
+/// without its own " at line …" tail (the place is already said).
+pub fn json_error(
+    source: &str,
+    e: serde_path_to_error::Error<serde_json::Error>,
+    expected: &str,
+) -> InputError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let mut err = InputError::new(source, format!("{}{expected}", json_message(&inner)));
+    if inner.line() > 0 {
+        err = err
+            .at_line(inner.line() as u64)
+            .at_column(inner.column() as u64);
+    }
+    if path != "." && !path.is_empty() {
+        err = err.in_field(path);
+    }
+    err
+}
+
+/// serde_json's message without the " at line L column C" it appends.
+pub fn json_message(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    message
+        .rsplit_once(" at line ")
+        .map(|(m, _)| m.to_string())
+        .unwrap_or(message)
+}
+
 /// Quotes a value for a message, showing control characters visibly.
 pub fn quoted(value: &str) -> String {
     format!("{value:?}")

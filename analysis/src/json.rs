@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use crate::ballot::Ballot;
-use crate::error::InputError;
+use crate::error::{json_error, InputError};
 use crate::form::Form;
 
 /// The ballots as pretty-printed JSON (what the app offers for download).
@@ -15,28 +15,8 @@ pub fn to_string(ballots: &[Ballot]) -> String {
 /// line and column of a syntax error, or the JSON path of a bad ballot (`[3].answers.appr`).
 pub fn read_all(form: &Form, source: &str, input: impl Read) -> Result<Vec<Ballot>, InputError> {
     let mut de = serde_json::Deserializer::from_reader(input);
-    let ballots: Vec<Ballot> = match serde_path_to_error::deserialize(&mut de) {
-        Ok(b) => b,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let message = inner.to_string();
-            let message = message
-                .rsplit_once(" at line ")
-                .map(|(m, _)| m.to_string())
-                .unwrap_or(message);
-            let mut err = InputError::new(source, message);
-            if inner.line() > 0 {
-                err = err
-                    .at_line(inner.line() as u64)
-                    .at_column(inner.column() as u64);
-            }
-            if path != "." && !path.is_empty() {
-                err = err.in_field(path);
-            }
-            return Err(err);
-        }
-    };
+    let ballots: Vec<Ballot> =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(source, e, ""))?;
     for (i, b) in ballots.iter().enumerate() {
         if let Some(p) = b.problems(form).into_iter().next() {
             return Err(InputError::new(source, p.message).in_field(format!("[{i}].{}", p.path)));

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{Map, Value};
 
 use super::{Choice, Criterion, Form, Group, Item, ItemKind, Scale, ScaleOption, Section, Unit};
-use crate::error::{Problem, Problems};
+use crate::error::{json_message, Problem, Problems};
 use crate::expr::Expression;
 use crate::label::Label;
 
@@ -14,17 +14,11 @@ pub(super) fn parse_form(source: &str, text: &str) -> Result<Form, Problems> {
     let root: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let message = e.to_string();
-            // serde_json appends " at line L column C"; the path carries that place already.
-            let message = message
-                .rsplit_once(" at line ")
-                .map(|(m, _)| m.to_string())
-                .unwrap_or(message);
             return Err(Problems {
                 source: source.to_string(),
                 problems: vec![Problem::new(
                     format!("line {}, column {}", e.line(), e.column()),
-                    format!("not valid JSON: {message}"),
+                    format!("not valid JSON: {}", json_message(&e)),
                 )],
             });
         }
