@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use analysis::ballot::{Answer, Grid};
+use analysis::ballot::{Answer, Ballot, Grid};
 use analysis::form::{Form, ItemKind};
 
 use crate::harness::Session;
@@ -128,4 +128,26 @@ pub async fn admin_total(s: &Session) -> usize {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Exports the (single form's) ballots from the open admin screen as CSV or JSON, reads the
+/// download back with `analysis`, and removes it so the next export is found afresh.
+pub async fn export(s: &Session, csv: bool) -> Vec<Ballot> {
+    let (button, ext) = if csv {
+        ("export-csv-0", ".csv")
+    } else {
+        ("export-json-0", ".json")
+    };
+    s.click(button).await;
+    let path = s.download(ext).await;
+    let form = Form::default_form();
+    let file = std::fs::File::open(&path).unwrap();
+    let name = path.display().to_string();
+    let ballots = if csv {
+        analysis::wide_csv::read_all(&form, &name, file)
+    } else {
+        analysis::json::read_all(&form, &name, file)
+    };
+    std::fs::remove_file(&path).unwrap();
+    ballots.unwrap_or_else(|e| panic!("the export does not read back: {e}"))
 }

@@ -273,6 +273,17 @@ impl Session {
         }
     }
 
+    /// Whether the control with this `data-testid` is disabled.
+    pub async fn disabled(&self, testid: &str) -> bool {
+        self.find(testid)
+            .await
+            .prop("disabled")
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("true")
+    }
+
     /// Runs JavaScript in the page and returns its JSON result.
     pub async fn js(&self, script: &str) -> serde_json::Value {
         self.d()

@@ -104,24 +104,9 @@ async fn a_fixed_group_skips_the_choice_and_an_interval_separates_ballots() {
     s.find("start").await;
     s.find("wait-next").await;
     assert!(s.page_text().await.contains("请稍候"));
-    assert_eq!(
-        s.find("start-button")
-            .await
-            .prop("disabled")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("true")
-    );
+    assert!(s.disabled("start-button").await);
     flows::open_admin(&s, "4321", false).await;
-    s.click("export-json-0").await;
-    let path = s.download(".json").await;
-    let ballots = analysis::json::read_all(
-        &analysis::Form::default_form(),
-        "k.json",
-        std::fs::File::open(path).unwrap(),
-    )
-    .unwrap();
+    let ballots = flows::export(&s, false).await;
     assert_eq!(ballots.len(), 1);
     assert_eq!(ballots[0].group, "supervisor");
     s.close().await;

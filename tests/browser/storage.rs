@@ -1,8 +1,6 @@
 //! The device store at its limits: how many default-form ballots one browser holds, the
 //! warning at 80 %, and a full store that refuses the next ballot and keeps every old one.
 
-use analysis::form::Form;
-
 use crate::flows;
 use crate::harness::Session;
 
@@ -56,15 +54,7 @@ async fn capacity_warning_and_a_full_store_that_keeps_every_ballot() {
     s.reload().await;
     s.find("storage-warning").await;
     assert!(!s.shown("storage-full").await);
-    assert_eq!(
-        s.find("start-button")
-            .await
-            .prop("disabled")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("false")
-    );
+    assert!(!s.disabled("start-button").await);
 
     // Full to the last line the browser accepts.
     let rest = replicate(&s, None).await;
@@ -77,28 +67,13 @@ async fn capacity_warning_and_a_full_store_that_keeps_every_ballot() {
     s.reload().await;
     s.find("storage-full").await;
     assert!(s.page_text().await.contains("请联系工作人员导出数据"));
-    assert_eq!(
-        s.find("start-button")
-            .await
-            .prop("disabled")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("true")
-    );
+    assert!(s.disabled("start-button").await);
 
     // Every ballot is still there and exports whole.
     flows::open_admin(&s, "2580", true).await;
     s.find("admin-storage-full").await;
     assert_eq!(flows::admin_total(&s).await as u64, held);
-    s.click("export-csv-0").await;
-    let path = s.download(".csv").await;
-    let ballots = analysis::wide_csv::read_all(
-        &Form::default_form(),
-        "full.csv",
-        std::fs::File::open(path).unwrap(),
-    )
-    .unwrap();
+    let ballots = flows::export(&s, true).await;
     assert_eq!(ballots.len() as u64, held);
     assert_eq!(
         ballots[0].answers, answers,
