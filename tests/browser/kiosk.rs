@@ -14,7 +14,7 @@ async fn set_field(s: &Session, testid: &str, value: &str) {
 async fn kiosk_on(s: &Session, idle: &str, countdown: &str, interval: &str, group: Option<&str>) {
     flows::open_admin(s, "4321", true).await;
     s.click("kiosk-enabled").await;
-    set_field(s, "kiosk-return", "2").await;
+    set_field(s, "kiosk-return", "4").await;
     set_field(s, "kiosk-idle", idle).await;
     set_field(s, "kiosk-countdown", countdown).await;
     set_field(s, "kiosk-interval", interval).await;
@@ -37,7 +37,7 @@ async fn kiosk_on(s: &Session, idle: &str, countdown: &str, interval: &str, grou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_discards_the_partial_ballot_and_keeps_submitted_ones() {
     let s = Session::open().await;
-    kiosk_on(&s, "3", "3", "0", None).await;
+    kiosk_on(&s, "3", "8", "0", None).await;
 
     flows::complete_ballot(&s).await;
     // The thank-you screen goes back to the start by itself.
