@@ -68,6 +68,13 @@ pub async fn fill_grid(s: &Session, grid: &Grid) {
     }
 }
 
+/// From page 2 on: rates the grid as `grid` and goes to the last page.
+pub async fn grid_then_last_page(s: &Session, grid: &Grid) {
+    fill_grid(s, grid).await;
+    s.click("next").await;
+    s.find("page-opinions").await;
+}
+
 /// The answers [`fill_about`] gives.
 pub fn about_answers() -> BTreeMap<String, Answer> {
     let mut a = BTreeMap::new();
@@ -87,9 +94,7 @@ pub async fn complete_ballot(s: &Session) -> BTreeMap<String, Answer> {
     start(s, "public").await;
     fill_about(s).await;
     let grid = grid_answers("4", "2");
-    fill_grid(s, &grid).await;
-    s.click("next").await;
-    s.find("page-opinions").await;
+    grid_then_last_page(s, &grid).await;
     s.click("opt-environment-4").await;
     s.type_into("input-why", "窗口排队太久").await;
     s.type_into("input-suggestion", "=1+1 建议增加\"自助机\"")

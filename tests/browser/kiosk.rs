@@ -97,8 +97,7 @@ async fn a_fixed_group_skips_the_choice_and_an_interval_separates_ballots() {
     s.click("start-button").await;
     s.find("page-about").await;
     flows::fill_about(&s).await;
-    flows::fill_grid(&s, &flows::grid_answers("5", "5")).await;
-    s.click("next").await;
+    flows::grid_then_last_page(&s, &flows::grid_answers("5", "5")).await;
     s.click("submit").await;
     s.find("thanks").await;
     s.find("start").await;

@@ -155,9 +155,7 @@ async fn the_why_question_appears_only_after_a_dissatisfied_overall() {
     let s = Session::open().await;
     flows::start(&s, "public").await;
     flows::fill_about(&s).await;
-    flows::fill_grid(&s, &flows::grid_answers("5", "5")).await;
-    s.click("next").await;
-    s.find("page-opinions").await;
+    flows::grid_then_last_page(&s, &flows::grid_answers("5", "5")).await;
     assert!(s.shown("item-suggestion").await);
     assert!(
         !s.shown("item-why").await,
@@ -259,9 +257,7 @@ async fn a_double_tap_on_submit_stores_one_ballot() {
     let s = Session::open().await;
     flows::start(&s, "cadre").await;
     flows::fill_about(&s).await;
-    flows::fill_grid(&s, &flows::grid_answers("4", "4")).await;
-    s.click("next").await;
-    s.find("page-opinions").await;
+    flows::grid_then_last_page(&s, &flows::grid_answers("4", "4")).await;
     // Two clicks in the same task, as a double tap delivers them.
     s.js("const b = document.querySelector(\"[data-testid='submit']\"); b.click(); b.click(); return true").await;
     s.find("thanks").await;
