@@ -22,7 +22,7 @@ use crate::csv_lines::LineCounted;
 use crate::error::InputError;
 use crate::rules::{AppraisalPoints, Assessment, Band, Grading, Measure, Within};
 use crate::score::{Report, UnitReport};
-use crate::wide_csv::csv_error;
+use crate::wide_csv::{csv_error, next_row};
 
 /// One deduction kind for one unit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,21 +114,7 @@ fn read_triples<R: Read>(
     }
     let mut out = BTreeMap::new();
     let mut first: HashMap<(String, String), u64> = HashMap::new();
-    while csv
-        .read_record(&mut rec)
-        .map_err(|e| csv_error(source, &lines, e))?
-    {
-        let line = lines.line_at(rec.position().map(|p| p.byte()).unwrap_or(0));
-        if rec.len() != 3 {
-            return Err(InputError::new(
-                source,
-                format!(
-                    "the row has {} fields, expected 3 like the header",
-                    rec.len()
-                ),
-            )
-            .at_line(line));
-        }
+    while let Some(line) = next_row(&mut csv, &mut rec, source, &lines, 3)? {
         let err = |col: usize, msg: String| {
             InputError::new(source, msg)
                 .at_line(line)

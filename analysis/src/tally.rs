@@ -13,7 +13,7 @@ use crate::aggregate::Aggregate;
 use crate::csv_lines::LineCounted;
 use crate::error::InputError;
 use crate::rules::Resolved;
-use crate::wide_csv::csv_error;
+use crate::wide_csv::{csv_error, next_row};
 
 /// The tally header, in this order.
 pub const TALLY_COLUMNS: [&str; 5] = ["unit", "group", "criterion", "option", "count"];
@@ -84,21 +84,7 @@ pub fn fold_tally<R: Read>(
     );
     let mut local = vec![0u64; nu * ng * nc * no];
     let mut first_line: HashMap<usize, u64> = HashMap::new();
-    while csv
-        .read_record(&mut rec)
-        .map_err(|e| csv_error(source, &lines, e))?
-    {
-        let line = lines.line_at(rec.position().map(|p| p.byte()).unwrap_or(0));
-        if rec.len() != 5 {
-            return Err(InputError::new(
-                source,
-                format!(
-                    "the row has {} fields, expected 5 like the header",
-                    rec.len()
-                ),
-            )
-            .at_line(line));
-        }
+    while let Some(line) = next_row(&mut csv, &mut rec, source, &lines, 5)? {
         let cell = |k: usize| rec.get(at[k]).unwrap_or("").trim();
         let err = |k: usize, msg: String| {
             InputError::new(source, msg)

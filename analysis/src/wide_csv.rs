@@ -463,6 +463,36 @@ impl<R: Read> Iterator for Reader<'_, R> {
     }
 }
 
+/// Reads the next row of a small fixed-width table (tallies, components, deductions) into
+/// `rec`: `Some(line)` with its true line, `None` at the end; a csv error or a row that is
+/// not `width` fields wide is an error naming the file and the line.
+pub fn next_row<R: Read>(
+    csv: &mut csv::Reader<LineCounted<R>>,
+    rec: &mut csv::StringRecord,
+    source: &str,
+    lines: &Lines,
+    width: usize,
+) -> Result<Option<u64>, InputError> {
+    if !csv
+        .read_record(rec)
+        .map_err(|e| csv_error(source, lines, e))?
+    {
+        return Ok(None);
+    }
+    let line = lines.line_at(rec.position().map(|p| p.byte()).unwrap_or(0));
+    if rec.len() != width {
+        return Err(InputError::new(
+            source,
+            format!(
+                "the row has {} fields, expected {width} like the header",
+                rec.len()
+            ),
+        )
+        .at_line(line));
+    }
+    Ok(Some(line))
+}
+
 /// A csv crate error as an [`InputError`] with the true line.
 pub fn csv_error(source: &str, lines: &Lines, e: csv::Error) -> InputError {
     let line = e.position().map(|p| lines.line_at(p.byte()));
