@@ -48,35 +48,6 @@ impl KeyValue for BrowserStorage {
     }
 }
 
-/// Free room left in local storage (UTF-16 units), found by storing ever larger strings
-/// in a scratch key (binary search to 1,024 units). Costly, so the app does it rarely and
-/// remembers the total.
-pub fn probe_free(kv: &dyn KeyValue) -> u64 {
-    const PROBE: &str = "pingyi.v1.probe";
-    let fits = |n: u64| {
-        let ok = kv.set(PROBE, &"0".repeat(n as usize)).is_ok();
-        kv.remove(PROBE);
-        ok
-    };
-    let (mut lo, mut hi) = (0u64, 1024u64);
-    while fits(hi) {
-        lo = hi;
-        hi *= 2;
-        if hi > 1 << 31 {
-            return lo;
-        }
-    }
-    while hi - lo > 1024 {
-        let mid = lo + (hi - lo) / 2;
-        if fits(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    lo + crate::store::cost(PROBE)
-}
-
 /// Milliseconds since the epoch.
 pub fn now_ms() -> f64 {
     js_sys::Date::now()

@@ -42,6 +42,61 @@ pub trait KeyValue {
     fn keys(&self) -> Vec<String>;
 }
 
+/// A filler value that holds back room for the settings (see [`set_vital`]).
+pub const RESERVE_KEY: &str = "pingyi.v1.reserve";
+/// Room held back: enough for the settings with a PIN and export marks of many forms.
+pub const RESERVE_UNITS: usize = 4096;
+
+/// Holds back [`RESERVE_UNITS`] of room, if it is not held already and there is room.
+pub fn keep_reserve(kv: &dyn KeyValue) {
+    if kv.get(RESERVE_KEY).is_none() {
+        let _ = kv.set(RESERVE_KEY, &"0".repeat(RESERVE_UNITS));
+    }
+}
+
+/// Writes a small record that must not fail for want of room: the settings, which hold
+/// the administrator PIN and the export marks. On a full device (ballots can fill it to
+/// the last line) the official must still be able to set a PIN, export and clear, so the
+/// reserve is given up for it when the plain write is refused.
+pub fn set_vital(kv: &dyn KeyValue, key: &str, value: &str) -> Result<(), String> {
+    match kv.set(key, value) {
+        Ok(()) => Ok(()),
+        Err(e) if kv.get(RESERVE_KEY).is_none() => Err(e),
+        Err(_) => {
+            kv.remove(RESERVE_KEY);
+            kv.set(key, value)
+        }
+    }
+}
+
+/// Free room left (UTF-16 units, within [`PROBE_STEP`] plus a key), found by filling it
+/// with scratch values, large ones first and then smaller, and removing them again. That
+/// writes about as much as the room left, once; the app does it rarely and remembers the
+/// total.
+pub fn probe_free(kv: &dyn KeyValue) -> u64 {
+    let mut written = Vec::new();
+    let mut free = 0u64;
+    let mut size = PROBE_STEP << 8;
+    while free < 1 << 31 {
+        let key = format!("pingyi.v1.probe.{}", written.len());
+        if kv.set(&key, &"0".repeat(size)).is_ok() {
+            free += cost(&key) + size as u64;
+            written.push(key);
+        } else if size > PROBE_STEP {
+            size /= 4;
+        } else {
+            break;
+        }
+    }
+    for key in written {
+        kv.remove(&key);
+    }
+    free
+}
+
+/// The smallest scratch value [`probe_free`] tries.
+pub const PROBE_STEP: usize = 1024;
+
 /// Room a string takes in local storage: its UTF-16 units (see the module doc).
 pub fn cost(s: &str) -> u64 {
     s.encode_utf16().count() as u64
@@ -412,6 +467,60 @@ mod tests {
         let back = BallotStore::open(kv).ballots(&form_key(&form));
         assert_eq!(back.ballots.len(), stored);
         assert_eq!(back.ballots.last(), Some(&ballot(&form, stored - 1)));
+    }
+
+    #[test]
+    fn settings_still_save_on_a_device_filled_to_the_last_unit() {
+        let form = Form::default_form();
+        let kv = Memory {
+            quota: 60_000,
+            ..Memory::default()
+        };
+        keep_reserve(&kv);
+        let mut store = BallotStore::open(kv.clone());
+        let mut n = 0;
+        while store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, n))
+            .is_ok()
+        {
+            n += 1;
+        }
+        // Whatever room the last ballot left, fill it with one-unit values.
+        let mut filler = 0;
+        while kv.set(&format!("f{filler}"), "").is_ok() {
+            filler += 1;
+        }
+        let settings = format!("{{\"pin\":\"{}\"}}", "a".repeat(300));
+        assert!(kv.set("settings", &settings).is_err(), "the device is full");
+        set_vital(&kv, "settings", &settings).unwrap();
+        assert_eq!(kv.get("settings").as_deref(), Some(settings.as_str()));
+        // The room the reserve freed is still there for the next settings write.
+        let bigger = format!("{{\"pin\":\"{}\"}}", "a".repeat(2000));
+        set_vital(&kv, "settings", &bigger).unwrap();
+        assert_eq!(BallotStore::open(kv.clone()).count(), n, "no ballot lost");
+        // Without a reserve, a full device refuses: the error comes back, nothing is lost.
+        let huge = "a".repeat(10_000);
+        assert!(set_vital(&kv, "settings", &huge).is_err());
+        assert_eq!(kv.get("settings").as_deref(), Some(bigger.as_str()));
+    }
+
+    #[test]
+    fn the_probe_finds_the_free_room_and_leaves_nothing_behind() {
+        for quota in [0, 900, 5_000, 1_000_000, 5_242_880] {
+            let kv = Memory {
+                quota,
+                ..Memory::default()
+            };
+            kv.set("pingyi.v1.settings", "{}").unwrap_or(());
+            let before: Vec<String> = kv.keys();
+            let free = quota - used(&kv);
+            let found = probe_free(&kv);
+            assert!(
+                found <= free && free - found < (PROBE_STEP + 40) as u64,
+                "quota {quota}: {found} found, {free} free"
+            );
+            assert_eq!(kv.keys(), before, "the scratch values are gone");
+        }
     }
 
     #[test]

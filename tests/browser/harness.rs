@@ -174,6 +174,8 @@ impl Session {
         ] {
             caps.add_arg(arg).unwrap();
         }
+        caps.set_browser_log_level(thirtyfour::LoggingPrefsLogLevel::All)
+            .unwrap();
         caps.add_experimental_option(
             "prefs",
             serde_json::json!({
@@ -221,12 +223,48 @@ impl Session {
 
     /// Waits (up to 30 s) for an element with this `data-testid`.
     pub async fn find(&self, testid: &str) -> WebElement {
-        self.d()
+        match self
+            .d()
             .query(By::Css(format!("[data-testid='{testid}']")))
             .wait(Duration::from_secs(30), Duration::from_millis(100))
             .first()
             .await
-            .unwrap_or_else(|e| panic!("no element [data-testid='{testid}']: {e}"))
+        {
+            Ok(el) => el,
+            Err(e) => panic!(
+                "no element [data-testid='{testid}']: {e}\n{}",
+                self.report().await
+            ),
+        }
+    }
+
+    /// What the browser shows and logged, for a failure message: the address, the page's
+    /// text, the service worker's state and the console (errors and warnings included).
+    pub async fn report(&self) -> String {
+        let url = match self.d().current_url().await {
+            Ok(u) => u.to_string(),
+            Err(e) => format!("(unknown: {e})"),
+        };
+        let page = self
+            .d()
+            .execute(
+                "return JSON.stringify({ready: document.readyState, \
+                 controlled: !!(navigator.serviceWorker && navigator.serviceWorker.controller), \
+                 text: (document.body ? document.body.innerText : '').slice(0, 600)})",
+                Vec::new(),
+            )
+            .await
+            .map(|r| r.json().to_string())
+            .unwrap_or_else(|e| format!("(no script: {e})"));
+        let log = match self.d().browser_log().await {
+            Ok(entries) => entries
+                .iter()
+                .map(|e| format!("  {} {}", e.level, e.message))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("  (no log: {e})"),
+        };
+        format!("page at {url}: {page}\nbrowser console:\n{log}")
     }
 
     /// Clicks the element with this `data-testid` (waiting for it first).
@@ -265,8 +303,9 @@ impl Session {
         while self.shown(testid).await != want {
             if Instant::now() > deadline {
                 panic!(
-                    "waited 30 s for [data-testid='{testid}'] to be {}",
-                    if want { "shown" } else { "hidden" }
+                    "waited 30 s for [data-testid='{testid}'] to be {}\n{}",
+                    if want { "shown" } else { "hidden" },
+                    self.report().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

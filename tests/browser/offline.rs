@@ -14,10 +14,18 @@ pub async fn wait_for_service_worker(s: &Session) {
         .await
         != true
     {
-        assert!(
-            Instant::now() < deadline,
-            "the service worker did not take control in 30 s"
-        );
+        if Instant::now() > deadline {
+            let reg = s
+                .js("return navigator.serviceWorker.getRegistration().then(r => r ? JSON.stringify({ \
+                     installing: r.installing && r.installing.state, waiting: r.waiting && r.waiting.state, \
+                     active: r.active && r.active.state }) : 'no registration').then(async (x) => \
+                     x + ' caches: ' + JSON.stringify(await caches.keys()))")
+                .await;
+            panic!(
+                "the service worker did not take control in 30 s: {reg}\n{}",
+                s.report().await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -6,7 +6,8 @@ use crate::harness::Session;
 
 /// Copies the one stored ballot line into new chunks (fresh ids, same answers) until
 /// local storage holds `limit` UTF-16 units, or until the browser refuses when `limit` is
-/// `None`. Returns how many lines were added. Only the chunk layout is assumed: key
+/// `None` (and then fills the last few units with empty values under other keys, so the
+/// browser takes nothing more at all). Returns how many lines were added. Only the chunk layout is assumed: key
 /// `pingyi.v1.b.NNNNNN`, a header line, then one ballot per line, the id first.
 async fn replicate(s: &Session, limit: Option<u64>) -> u64 {
     let limit = limit.map_or("Infinity".to_string(), |l| l.to_string());
@@ -27,6 +28,13 @@ async fn replicate(s: &Session, limit: Option<u64>) -> u64 {
           if (total + key.length + value.length > limit) {{ if (per === 1) break; per = Math.max(1, Math.floor(per / 4)); continue; }}
           try {{ localStorage.setItem(key, value); }} catch (e) {{ if (per === 1) break; per = Math.max(1, Math.floor(per / 4)); continue; }}
           added += per; chunk += 1; total += key.length + value.length;
+        }}
+        if (limit === Infinity) {{
+          // Then whatever room the last line left, so that not one more unit fits.
+          let n = 0;
+          while (true) {{
+            try {{ localStorage.setItem('zz.filler.' + n, ''); n += 1; }} catch (e) {{ break; }}
+          }}
         }}
         return added;"#
     );
@@ -69,7 +77,16 @@ async fn capacity_warning_and_a_full_store_that_keeps_every_ballot() {
     assert!(s.page_text().await.contains("请联系工作人员导出数据"));
     assert!(s.disabled("start-button").await);
 
-    // Every ballot is still there and exports whole.
+    // Every ballot is still there and exports whole. The official can still choose a PIN,
+    // and the export is recorded, on a device where not one more unit fits.
+    assert!(
+        s.js(
+            "try { localStorage.setItem('zz.more', '') ; return false } catch (e) { return true }"
+        )
+        .await
+            == true,
+        "the browser takes nothing more"
+    );
     flows::open_admin(&s, "2580", true).await;
     s.find("admin-storage-full").await;
     assert_eq!(flows::admin_total(&s).await as u64, held);
@@ -83,5 +100,10 @@ async fn capacity_warning_and_a_full_store_that_keeps_every_ballot() {
         ballots[1..].iter().all(|b| b.answers == answers),
         "the copies read back too"
     );
+    s.type_into("clear-word", "清空").await;
+    s.click("clear-button").await;
+    s.wait_for_text("the store to be empty", |t| t.contains("已清空本机问卷"))
+        .await;
+    assert_eq!(flows::admin_total(&s).await, 0);
     s.close().await;
 }

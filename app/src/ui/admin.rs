@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::i18n::fill;
 use crate::model::{self, keys, ExportMark, Kiosk, PinHash};
 use crate::platform;
-use crate::store::KeyValue;
+use crate::store::{self, KeyValue};
 use crate::{FormSource, LoadedForm};
 
 #[component]
@@ -53,7 +53,7 @@ fn PinGate(unlocked: RwSignal<bool>) -> impl IntoView {
                 s.pin = Some(PinHash::new(&p, &platform::random_bytes::<16>()));
                 match ctx.save_settings(s) {
                     Ok(()) => unlocked.set(true),
-                    Err(e) => error.set(Some(fill(t.save_failed, &[("e", &e)]))),
+                    Err(e) => error.set(Some(fill(t.settings_failed, &[("e", &e)]))),
                 }
             }
         } else if locked_left > 0 {
@@ -231,13 +231,13 @@ fn Panel() -> impl IntoView {
                         at: at.clone(),
                     },
                 );
-                let _ = ctx.save_settings(s);
-                message.set(Some(fill(
-                    t.exported_at,
-                    &[("n", &stored.ballots.len()), ("t", &at)],
-                )));
+                let done = fill(t.exported_at, &[("n", &stored.ballots.len()), ("t", &at)]);
+                message.set(Some(match ctx.save_settings(s) {
+                    Ok(()) => done,
+                    Err(e) => format!("{done} {}", fill(t.export_mark_failed, &[("e", &e)])),
+                }));
             }
-            Err(e) => message.set(Some(fill(t.save_failed, &[("e", &e)]))),
+            Err(e) => message.set(Some(fill(t.export_failed, &[("e", &e)]))),
         }
     };
 
@@ -300,7 +300,7 @@ fn DeviceSection(message: RwSignal<Option<String>>) -> impl IntoView {
         s.device_id = n;
         message.set(Some(match ctx.save_settings(s) {
             Ok(()) => t.saved.to_string(),
-            Err(e) => fill(t.save_failed, &[("e", &e)]),
+            Err(e) => fill(t.settings_failed, &[("e", &e)]),
         }));
     };
     view! {
@@ -386,10 +386,16 @@ fn ClearSection(
         ctx.store.update_value(|s| s.clear());
         let mut s = ctx.settings.get_untracked();
         s.exported.clear();
-        let _ = ctx.save_settings(s);
+        // The ballots are gone either way; a stale export mark only matters once new ones
+        // arrive, and then it no longer matches the store, so clearing stays refused.
+        let saved = ctx.save_settings(s);
+        store::keep_reserve(&ctx.kv());
         ctx.store_rev.update(|r| *r += 1);
         typed.set(String::new());
-        message.set(Some(t.cleared.into()));
+        message.set(Some(match saved {
+            Ok(()) => t.cleared.to_string(),
+            Err(e) => format!("{} {}", t.cleared, fill(t.settings_failed, &[("e", &e)])),
+        }));
     };
     view! {
         <section>
@@ -452,7 +458,7 @@ fn FormSection(message: RwSignal<Option<String>>) -> impl IntoView {
                         ctx.form.set(Some(loaded));
                         message.set(Some(t.form_loaded.into()));
                     }
-                    Err(e) => problems.set(vec![fill(t.save_failed, &[("e", &e)])]),
+                    Err(e) => problems.set(vec![fill(t.settings_failed, &[("e", &e)])]),
                 },
             }
         });
@@ -536,7 +542,7 @@ fn KioskSection(message: RwSignal<Option<String>>) -> impl IntoView {
         };
         message.set(Some(match ctx.save_settings(s) {
             Ok(()) => t.saved.to_string(),
-            Err(e) => fill(t.save_failed, &[("e", &e)]),
+            Err(e) => fill(t.settings_failed, &[("e", &e)]),
         }));
     };
     let labels = [
@@ -599,7 +605,7 @@ fn PinSection(message: RwSignal<Option<String>>) -> impl IntoView {
         new_pin.set(String::new());
         message.set(Some(match ctx.save_settings(s) {
             Ok(()) => t.pin_changed.to_string(),
-            Err(e) => fill(t.save_failed, &[("e", &e)]),
+            Err(e) => fill(t.settings_failed, &[("e", &e)]),
         }));
     };
     view! {

@@ -109,7 +109,7 @@ impl Ctx {
     /// Saves the settings.
     pub fn save_settings(&self, s: Settings) -> Result<(), String> {
         let json = serde_json::to_string(&s).map_err(|e| e.to_string())?;
-        self.kv().set(keys::SETTINGS, &json)?;
+        store::set_vital(&self.kv(), keys::SETTINGS, &json)?;
         self.settings.set(s);
         Ok(())
     }
@@ -157,9 +157,11 @@ fn load_settings(kv: &BrowserStorage) -> Settings {
     if s.device_id.is_empty() {
         s.device_id = model::new_device_id(&platform::random_bytes::<4>());
         if let Ok(json) = serde_json::to_string(&s) {
-            let _ = kv.set(keys::SETTINGS, &json);
+            let _ = store::set_vital(kv, keys::SETTINGS, &json);
         }
     }
+    // After the settings, so that a first start on a nearly full browser still gets them.
+    store::keep_reserve(kv);
     s
 }
 
@@ -260,7 +262,7 @@ pub fn App() -> impl IntoView {
             set_timeout(
                 move || {
                     let kv = ctx.kv();
-                    let cap = store::used(&kv) + platform::probe_free(&kv);
+                    let cap = store::used(&kv) + store::probe_free(&kv);
                     let _ = kv.set(keys::CAPACITY, &cap.to_string());
                     ctx.capacity.set(Some(cap));
                 },

@@ -218,7 +218,7 @@ fn submit(ctx: Ctx) {
             if matches!(e, StoreError::Refused(_)) {
                 // The browser knows best how much room is left: measure again.
                 let kv = ctx.kv();
-                let cap = store::used(&kv) + platform::probe_free(&kv);
+                let cap = store::used(&kv) + store::probe_free(&kv);
                 let _ = kv.set(keys::CAPACITY, &cap.to_string());
                 ctx.capacity.set(Some(cap));
             }
