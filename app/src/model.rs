@@ -14,6 +14,9 @@ use sha2::{Digest, Sha256};
 pub mod keys {
     pub const SETTINGS: &str = "pingyi.v1.settings";
     pub const DRAFT: &str = "pingyi.v1.draft";
+    /// The form a draft was started on, when the store holds no copy of it yet: if the
+    /// served form changes before the draft is submitted, it is finished on this one.
+    pub const DRAFT_FORM: &str = "pingyi.v1.draft.form";
     pub const ACTIVE_FORM: &str = "pingyi.v1.form.active";
     pub const CAPACITY: &str = "pingyi.v1.capacity";
     pub const LAST_SUBMIT: &str = "pingyi.v1.last_submit";

@@ -143,3 +143,73 @@ async fn an_update_is_used_only_once_it_has_arrived_whole() {
     );
     s.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ballot_begun_before_the_form_changed_is_finished_on_its_own_form() {
+    let site = site_copy();
+    let s = Session::open_with(site.path(), &[]).await;
+    flows::start(&s, "public").await;
+    flows::fill_about(&s).await;
+
+    // The officials publish a new version of the form while this person is on page 2, and
+    // the page is reloaded (by the person, or a kiosk restarting). No service worker or
+    // cache stands in the way: the reload reads the new form.json.
+    s.js("return navigator.serviceWorker.getRegistrations() \
+          .then(rs => Promise.all(rs.map(r => r.unregister()))) \
+          .then(() => caches.keys()).then(ks => Promise.all(ks.map(k => caches.delete(k)))) \
+          .then(() => true)")
+        .await;
+    let mut form: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(site.path().join("form.json")).unwrap())
+            .unwrap();
+    form["version"] = "2026.2".into();
+    form["title"]["zh-CN"] = "2026年度民主评议问卷（修订版）".into();
+    std::fs::write(site.path().join("form.json"), form.to_string()).unwrap();
+    s.reload().await;
+
+    // The answers given so far are all there, on the form they were given on.
+    s.find("page-appraisal").await;
+    s.click("back").await;
+    s.find("page-about").await;
+    assert!(
+        s.find("opt-contact-often")
+            .await
+            .find(thirtyfour::By::Css("input"))
+            .await
+            .unwrap()
+            .is_selected()
+            .await
+            .unwrap(),
+        "the page-1 answer survived the reload"
+    );
+    s.click("next").await;
+    let grid = flows::grid_answers("4", "2");
+    flows::grid_then_last_page(&s, &grid).await;
+    s.click("opt-environment-4").await;
+    s.type_into("input-why", "窗口排队太久").await;
+    s.click("submit").await;
+    s.find("thanks").await;
+
+    // The next person gets the new version.
+    s.click("new-ballot").await;
+    assert_eq!(
+        s.find("form-title").await.text().await.unwrap(),
+        "2026年度民主评议问卷（修订版）"
+    );
+    flows::open_admin(&s, "1357", true).await;
+    let ballots = flows::export(&s, true).await;
+    assert_eq!(ballots.len(), 1);
+    assert_eq!(ballots[0].form_version, "2026.1");
+    let mut expected = flows::about_answers();
+    expected.insert("appr".into(), analysis::ballot::Answer::Grid(grid));
+    expected.insert(
+        "environment".into(),
+        analysis::ballot::Answer::Str("4".into()),
+    );
+    expected.insert(
+        "why".into(),
+        analysis::ballot::Answer::Str("窗口排队太久".into()),
+    );
+    assert_eq!(ballots[0].answers, expected);
+    s.close().await;
+}

@@ -62,6 +62,8 @@ pub struct Ctx {
     pub chosen_group: RwSignal<Option<String>>,
     /// Whether the PIN was given for this visit to the admin screen.
     pub admin_unlocked: RwSignal<bool>,
+    /// The served form, held back while a draft started on an earlier one is finished.
+    pub next_form: StoredValue<Option<Arc<LoadedForm>>>,
 }
 
 impl Ctx {
@@ -104,6 +106,37 @@ impl Ctx {
         self.draft.set(None);
         self.shown.set(Shown::new());
         self.kv().remove(keys::DRAFT);
+        self.kv().remove(keys::DRAFT_FORM);
+        if let Some(next) = self.next_form.try_update_value(Option::take).flatten() {
+            self.form.set(Some(next));
+        }
+    }
+
+    /// Starts a draft on the form in use, keeping a copy of that form until the draft ends
+    /// if the store has none, so the draft survives a change of the served form.
+    pub fn begin_draft(&self, draft: Draft) {
+        let kept = self
+            .store
+            .with_value(|s| s.form_json(&draft.form_key).is_some());
+        if !kept {
+            if let Some(f) = self.form.get_untracked() {
+                // Without room for it the draft still works; it just cannot outlive a change.
+                let _ = self.kv().set(keys::DRAFT_FORM, &f.json);
+            }
+        }
+        self.draft.set(Some(draft));
+        self.edit_draft(|_| {});
+    }
+
+    /// The form a draft was started on, from the store or the draft's own copy.
+    fn draft_form(&self, form_key: &str) -> Option<Arc<LoadedForm>> {
+        let json = self
+            .store
+            .with_value(|s| s.form_json(form_key))
+            .or_else(|| self.kv().get(keys::DRAFT_FORM))?;
+        LoadedForm::parse(form_key, json, FormSource::Server)
+            .ok()
+            .filter(|f| f.key == form_key)
     }
 
     /// Saves the settings.
@@ -223,6 +256,7 @@ pub fn App() -> impl IntoView {
         persisted: RwSignal::new(None),
         chosen_group: RwSignal::new(None),
         admin_unlocked: RwSignal::new(false),
+        next_form: StoredValue::new(None),
     };
     provide_context(ctx);
 
@@ -238,18 +272,35 @@ pub fn App() -> impl IntoView {
 
     leptos::task::spawn_local(async move {
         let kv = ctx.kv();
-        let (loaded, fell_back) = load_form(&kv).await;
+        let (mut loaded, fell_back) = load_form(&kv).await;
         let draft: Option<Draft> = kv
             .get(keys::DRAFT)
             .and_then(|j| serde_json::from_str(&j).ok());
+        // A draft started on another form (the served one changed since) is finished on
+        // the form it was started on; the new one is used from the next ballot on.
+        if let Some(d) = draft.as_ref().filter(|d| d.form_key != loaded.key) {
+            if let Some(old) = ctx.draft_form(&d.form_key) {
+                ctx.next_form
+                    .set_value(Some(std::mem::replace(&mut loaded, old)));
+            }
+        }
         match draft {
             Some(d) if d.form_key == loaded.key => {
                 ctx.lang.set(d.lang.clone());
                 ctx.draft.set(Some(d));
                 ctx.screen.set(Screen::Form);
             }
-            Some(_) => kv.remove(keys::DRAFT),
-            None => ctx.lang.set(loaded.form.languages[0].clone()),
+            Some(_) => {
+                // Its form is nowhere on this device (there was no room for a copy when
+                // the draft began), so it cannot be shown any more.
+                kv.remove(keys::DRAFT);
+                kv.remove(keys::DRAFT_FORM);
+                ctx.lang.set(loaded.form.languages[0].clone());
+            }
+            None => {
+                kv.remove(keys::DRAFT_FORM);
+                ctx.lang.set(loaded.form.languages[0].clone());
+            }
         }
         if fell_back {
             ctx.notice.set(Some(ctx.t().form_fallback.to_string()));

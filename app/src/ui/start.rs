@@ -66,13 +66,12 @@ pub fn StartScreen() -> impl IntoView {
             platform::request_fullscreen();
         }
         chosen.set(None);
-        ctx.draft.set(Some(Draft::new(
+        ctx.begin_draft(Draft::new(
             key.clone(),
             g,
             ctx.lang_now(),
             platform::now_iso(),
-        )));
-        ctx.edit_draft(|_| {});
+        ));
         ctx.shown.set(Default::default());
         ctx.screen.set(Screen::Form);
         platform::scroll_top();
