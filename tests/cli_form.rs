@@ -1,21 +1,20 @@
 //! The real `pingyi` binary on form definitions, and `pingyi serve` over HTTP.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/forms")
-        .join(name)
-}
+use common::fixture;
 
 fn pingyi(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pingyi"))
-        .args(args)
-        .output()
-        .expect("run pingyi")
+    common::pingyi().args(args).output().expect("run pingyi")
+}
+
+fn form(name: &str) -> String {
+    fixture(&format!("forms/{name}"))
 }
 
 fn stdout(o: &Output) -> String {
@@ -24,7 +23,7 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn a_valid_form_is_reported_valid() {
-    let o = pingyi(&["form", "check", fixture("hall.json").to_str().unwrap()]);
+    let o = pingyi(&["form", "check", &form("hall.json")]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let out = stdout(&o);
     assert!(
@@ -47,8 +46,8 @@ fn the_default_form_is_valid() {
 
 #[test]
 fn five_mistakes_are_five_problems_with_paths_and_exit_1() {
-    let path = fixture("five-mistakes.json");
-    let o = pingyi(&["form", "check", path.to_str().unwrap()]);
+    let path = form("five-mistakes.json");
+    let o = pingyi(&["form", "check", &path]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     let problems: Vec<&str> = out.lines().skip(1).map(str::trim).collect();
@@ -77,11 +76,7 @@ fn five_mistakes_are_five_problems_with_paths_and_exit_1() {
 
 #[test]
 fn a_json_syntax_error_keeps_line_and_column() {
-    let o = pingyi(&[
-        "form",
-        "check",
-        fixture("syntax-error.json").to_str().unwrap(),
-    ]);
+    let o = pingyi(&["form", "check", &form("syntax-error.json")]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(
@@ -139,7 +134,7 @@ impl Drop for Served {
 }
 
 fn serve(site: &Path, extra: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pingyi"))
+    let mut child = common::pingyi()
         .args([
             "serve",
             "--no-build",
@@ -190,10 +185,7 @@ fn get(addr: &str, path: &str) -> (String, String, Vec<u8>) {
 #[test]
 fn serve_gives_content_types_the_form_and_nothing_outside_the_site() {
     let site = stand_in_site();
-    let served = serve(
-        site.path(),
-        &["--form", fixture("hall.json").to_str().unwrap()],
-    );
+    let served = serve(site.path(), &["--form", &form("hall.json")]);
     let (status, headers, _) = get(&served.1, "/");
     assert!(status.contains("200"), "{status}");
     assert!(
@@ -235,7 +227,7 @@ fn serve_refuses_a_broken_form_before_listening() {
         "--pkg",
         site.path().to_str().unwrap(),
         "--form",
-        fixture("five-mistakes.json").to_str().unwrap(),
+        &form("five-mistakes.json"),
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("5 problems found"));

@@ -1,25 +1,9 @@
 //! `pingyi merge` on fixture exports: the CLI round trip of the CSV and JSON codecs.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
 use analysis::{json, wide_csv, Ballot, Form};
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pingyi"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("pingyi runs")
-}
+use common::{fixture, Work};
 
 fn read_csv(path: &str) -> Vec<Ballot> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -33,7 +17,7 @@ fn read_json(path: &str) -> Vec<Ballot> {
 
 #[test]
 fn merged_exports_read_back_to_the_same_ballots_each_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let w = Work::new();
     let a = read_csv(&fixture("kiosk-a.csv"));
     let b = read_json(&fixture("kiosk-b.json"));
     // kiosk-b.json carries one ballot that kiosk-a.csv has too (the same in every field).
@@ -43,18 +27,15 @@ fn merged_exports_read_back_to_the_same_ballots_each_once() {
     expected.extend(b.iter().filter(|x| !a.contains(x)).cloned());
 
     for out in ["all.csv", "all.json"] {
-        let o = run(
-            dir.path(),
-            &[
-                "merge",
-                &fixture("kiosk-a.csv"),
-                &fixture("kiosk-b.json"),
-                "-o",
-                out,
-            ],
-        );
+        let o = w.run(&[
+            "merge",
+            &fixture("kiosk-a.csv"),
+            &fixture("kiosk-b.json"),
+            "-o",
+            out,
+        ]);
         assert!(o.status.success(), "{o:?}");
-        let path = dir.path().join(out).display().to_string();
+        let path = w.dir().join(out).display().to_string();
         let merged = if out.ends_with(".csv") {
             read_csv(&path)
         } else {
@@ -82,7 +63,7 @@ fn merged_exports_read_back_to_the_same_ballots_each_once() {
         );
     }
     // The merged CSV keeps formula-like text safe for spreadsheets and gives it back unchanged.
-    let csv = std::fs::read_to_string(dir.path().join("all.csv")).unwrap();
+    let csv = std::fs::read_to_string(w.dir().join("all.csv")).unwrap();
     assert!(csv.starts_with('\u{feff}'));
     assert!(
         csv.contains("\"'=HYPERLINK("),
@@ -93,7 +74,7 @@ fn merged_exports_read_back_to_the_same_ballots_each_once() {
 
 #[test]
 fn the_same_id_with_other_answers_names_both_files_and_lines() {
-    let dir = tempfile::tempdir().unwrap();
+    let w = Work::new();
     let conflict = read_json(&fixture("conflict.json"));
     let text = std::fs::read_to_string(fixture("kiosk-a.csv")).unwrap();
     // Its line in kiosk-a.csv, counted independently (a quoted cell spans two lines there).
@@ -102,16 +83,13 @@ fn the_same_id_with_other_answers_names_both_files_and_lines() {
         .position(|l| l.starts_with(&conflict[0].id))
         .unwrap()
         + 1;
-    let o = run(
-        dir.path(),
-        &[
-            "merge",
-            &fixture("kiosk-a.csv"),
-            &fixture("conflict.json"),
-            "-o",
-            "all.csv",
-        ],
-    );
+    let o = w.run(&[
+        "merge",
+        &fixture("kiosk-a.csv"),
+        &fixture("conflict.json"),
+        "-o",
+        "all.csv",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(
@@ -122,28 +100,22 @@ fn the_same_id_with_other_answers_names_both_files_and_lines() {
         )),
         "{err}"
     );
-    assert!(!dir.path().join("all.csv").exists(), "no output on error");
+    assert!(!w.dir().join("all.csv").exists(), "no output on error");
     assert!(
-        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        std::fs::read_dir(w.dir()).unwrap().next().is_none(),
         "no partial file left behind"
     );
 }
 
 #[test]
 fn usage_mistakes() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = run(
-        dir.path(),
-        &["merge", &fixture("kiosk-a.csv"), "-o", "all.txt"],
-    );
+    let w = Work::new();
+    let o = w.run(&["merge", &fixture("kiosk-a.csv"), "-o", "all.txt"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected a name ending in .csv or .json"));
-    let o = run(
-        dir.path(),
-        &["merge", &fixture("tally.csv"), "-o", "all.csv"],
-    );
+    let o = w.run(&["merge", &fixture("tally.csv"), "-o", "all.csv"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is a tally or a part, not ballots"));
-    let o = run(dir.path(), &["merge", &fixture("kiosk-a.csv")]);
+    let o = w.run(&["merge", &fixture("kiosk-a.csv")]);
     assert_eq!(o.status.code(), Some(2), "-o is required");
 }

@@ -1,78 +1,10 @@
 //! The real `pingyi` binary on the scoring fixtures, in a fresh work folder per test.
 //! Every expected number is worked out by hand in the comments next to it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use common::{fixture, rules, Work};
 use serde_json::Value;
-
-struct Work {
-    dir: tempfile::TempDir,
-}
-
-impl Work {
-    fn new() -> Work {
-        Work {
-            dir: tempfile::tempdir().expect("a temp dir"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_pingyi"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("pingyi runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "pingyi {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["--format", "json"]);
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(code), "pingyi {args:?}: {out:?}");
-        String::from_utf8(out.stderr).unwrap()
-    }
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn rules(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("analysis/rules")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 fn text_of(rules_file: &str) -> String {
     std::fs::read_to_string(rules(rules_file)).unwrap()
@@ -245,32 +177,16 @@ fn haochaping_10_8_6_3_0() {
         gaj_line.contains("6.80") && gaj_line.contains("1.65–10.00") && gaj_line.contains("80.00"),
         "{gaj_line}"
     );
-    w.ok(&[
+    let rows = w.csv_rows(&[
         "score",
         &fixture("haochaping.csv"),
         "--rules",
         &rules("haochaping.toml"),
-        "-o",
-        "s.csv",
     ]);
-    let csv = std::fs::read_to_string(w.path("s.csv")).unwrap();
-    let header: Vec<&str> = csv
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .next()
-        .unwrap()
-        .split(',')
-        .collect();
-    let row: Vec<&str> = csv
-        .lines()
-        .find(|l| l.starts_with("jyj,"))
-        .unwrap()
-        .split(',')
-        .collect();
-    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
-    assert_eq!(col("score"), "7.25");
-    assert_eq!(col("satisfaction_pct"), "75.00");
-    assert_eq!(col("rank"), "1");
+    let jyj = rows.iter().find(|r| r["unit"] == "jyj").unwrap();
+    assert_eq!(jyj["score"], "7.25");
+    assert_eq!(jyj["satisfaction_pct"], "75.00");
+    assert_eq!(jyj["rank"], "1");
 }
 
 #[test]
@@ -368,36 +284,26 @@ fn score_bands_with_high_low_trimming_group_weights_and_a_cap() {
         .contains(&Value::from("named:不满意单位")));
     assert_eq!(r["reliability"]["missing"], "listwise");
     // Largest remainder: every unit's printed option shares add up to exactly 100.
-    w.ok(&[
+    let rows = w.csv_rows(&[
         "score",
         &fixture("bands.csv"),
         "--rules",
         &rules("bands-trimmed.toml"),
-        "-o",
-        "s.csv",
     ]);
-    let csv = std::fs::read_to_string(w.path("s.csv")).unwrap();
-    let header: Vec<&str> = csv
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .next()
-        .unwrap()
-        .split(',')
-        .collect();
-    for line in csv
-        .lines()
-        .skip(1)
-        .filter(|l| l.starts_with("gaj,") || l.starts_with("zwfw,"))
+    let mut checked = 0;
+    for row in rows
+        .iter()
+        .filter(|r| r["unit"] == "gaj" || r["unit"] == "zwfw")
     {
-        let cells: Vec<&str> = line.split(',').collect();
-        let sum: f64 = header
+        let sum: f64 = row
             .iter()
-            .zip(&cells)
             .filter(|(h, c)| h.starts_with("option.") && !c.is_empty())
             .map(|(_, c)| c.parse::<f64>().unwrap())
             .sum();
-        assert!((sum - 100.0).abs() < 1e-9, "{line}");
+        assert!((sum - 100.0).abs() < 1e-9, "{row:?}");
+        checked += 1;
     }
+    assert_eq!(checked, 2, "both units are in the CSV");
 }
 
 #[test]

@@ -453,13 +453,17 @@ pub fn assess(
     })
 }
 
-/// The assessment as a terminal table in rank order.
-pub fn to_table(r: &AssessReport, decimals: u32) -> String {
-    let comps: Vec<String> = r
-        .units
+/// The names of the other components, in column order (every unit has the same ones).
+fn component_names(r: &AssessReport) -> Vec<String> {
+    r.units
         .first()
         .map(|u| u.components.keys().cloned().collect())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The assessment as a terminal table in rank order.
+pub fn to_table(r: &AssessReport, decimals: u32) -> String {
+    let comps = component_names(r);
     let d = decimals as usize;
     let mut header = vec![
         "rank".to_string(),
@@ -527,11 +531,7 @@ pub fn to_table(r: &AssessReport, decimals: u32) -> String {
 
 /// The assessment as CSV, one row per unit.
 pub fn to_csv(r: &AssessReport, decimals: u32) -> String {
-    let comps: Vec<String> = r
-        .units
-        .first()
-        .map(|u| u.components.keys().cloned().collect())
-        .unwrap_or_default();
+    let comps = component_names(r);
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());

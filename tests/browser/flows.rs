@@ -59,6 +59,22 @@ pub async fn fill_about(s: &Session) {
     s.find("page-appraisal").await;
 }
 
+/// Starts a ballot as `group` and answers page 1, arriving at the appraisal grid.
+pub async fn to_grid(s: &Session, group: &str) {
+    start(s, group).await;
+    fill_about(s).await;
+}
+
+/// Clears the device from the open admin screen (after an export) and waits until the
+/// store reports empty.
+pub async fn clear_device(s: &Session) {
+    s.type_into("clear-word", "清空").await;
+    s.click("clear-button").await;
+    s.wait_for_text("the store to be empty", |t| t.contains("已清空本机问卷"))
+        .await;
+    assert_eq!(admin_total(s).await, 0);
+}
+
 /// Clicks every cell of the grid as in `grid`.
 pub async fn fill_grid(s: &Session, grid: &Grid) {
     for (unit, row) in grid {
@@ -91,8 +107,7 @@ pub fn about_answers() -> BTreeMap<String, Answer> {
 /// first unit (so the follow-up question appears), a formula-like suggestion. Returns the
 /// answers that the stored ballot must hold.
 pub async fn complete_ballot(s: &Session) -> BTreeMap<String, Answer> {
-    start(s, "public").await;
-    fill_about(s).await;
+    to_grid(s, "public").await;
     let grid = grid_answers("4", "2");
     grid_then_last_page(s, &grid).await;
     s.click("opt-environment-4").await;

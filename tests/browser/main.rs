@@ -20,8 +20,7 @@ async fn default_form_renders_title_unit_and_criterion() {
     let title = s.find("form-title").await.text().await.unwrap();
     assert_eq!(title, "2026年度市直单位民主评议满意度测评问卷");
     assert!(s.page_text().await.contains("服务对象/群众"));
-    flows::start(&s, "public").await;
-    flows::fill_about(&s).await;
+    flows::to_grid(&s, "public").await;
     let text = s
         .wait_for_text("the grid", |t| {
             t.contains("公安局") && t.contains("服务态度")
@@ -89,11 +88,7 @@ async fn citizen_submits_and_admin_export_reads_back_unchanged() {
     assert_eq!(from_json, ballots);
 
     // Exported, so it may be cleared, after typing the confirmation word.
-    s.type_into("clear-word", "清空").await;
-    s.click("clear-button").await;
-    s.wait_for_text("the store to be empty", |t| t.contains("已清空本机问卷"))
-        .await;
-    assert_eq!(flows::admin_total(&s).await, 0);
+    flows::clear_device(&s).await;
     s.close().await;
 }
 
@@ -124,8 +119,7 @@ async fn clearing_needs_an_export_of_everything_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_brings_the_draft_back() {
     let s = Session::open().await;
-    flows::start(&s, "npc").await;
-    flows::fill_about(&s).await;
+    flows::to_grid(&s, "npc").await;
     s.click("opt-appr-gaj-attitude-5").await;
     s.click("opt-appr-jyj-overall-9").await;
     s.reload().await;
@@ -153,8 +147,7 @@ async fn a_reload_brings_the_draft_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_why_question_appears_only_after_a_dissatisfied_overall() {
     let s = Session::open().await;
-    flows::start(&s, "public").await;
-    flows::fill_about(&s).await;
+    flows::to_grid(&s, "public").await;
     flows::grid_then_last_page(&s, &flows::grid_answers("5", "5")).await;
     assert!(s.shown("item-suggestion").await);
     assert!(
@@ -255,8 +248,7 @@ async fn a_bad_number_is_kept_and_refused_with_a_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_tap_on_submit_stores_one_ballot() {
     let s = Session::open().await;
-    flows::start(&s, "cadre").await;
-    flows::fill_about(&s).await;
+    flows::to_grid(&s, "cadre").await;
     flows::grid_then_last_page(&s, &flows::grid_answers("4", "4")).await;
     // Two clicks in the same task, as a double tap delivers them.
     s.js("const b = document.querySelector(\"[data-testid='submit']\"); b.click(); b.click(); return true").await;
@@ -301,8 +293,7 @@ async fn english_switch_and_large_text_stay_on() {
 async fn the_grid_is_one_card_per_unit_on_a_phone() {
     let s = Session::open().await;
     s.d().set_window_rect(0, 0, 360, 800).await.unwrap();
-    flows::start(&s, "public").await;
-    flows::fill_about(&s).await;
+    flows::to_grid(&s, "public").await;
     let layout = s
         .js("const r = document.querySelector(\"[data-testid='row-appr-gaj']\"); \
              const cells = [...r.querySelectorAll('.cell')].map(c => c.getBoundingClientRect()); \
@@ -337,8 +328,7 @@ async fn the_grid_is_one_card_per_unit_on_a_phone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_control_is_labelled_and_reachable_by_keyboard() {
     let s = Session::open().await;
-    flows::start(&s, "public").await;
-    flows::fill_about(&s).await;
+    flows::to_grid(&s, "public").await;
     let audit = s
         .js("const radios = [...document.querySelectorAll('input[type=radio]')]; \
              const groups = new Set(radios.map(r => r.name)); \

@@ -148,8 +148,7 @@ async fn an_update_is_used_only_once_it_has_arrived_whole() {
 async fn a_ballot_begun_before_the_form_changed_is_finished_on_its_own_form() {
     let site = site_copy();
     let s = Session::open_with(site.path(), &[]).await;
-    flows::start(&s, "public").await;
-    flows::fill_about(&s).await;
+    flows::to_grid(&s, "public").await;
 
     // The officials publish a new version of the form while this person is on page 2, and
     // the page is reloaded (by the person, or a kiosk restarting). No service worker or

@@ -100,10 +100,6 @@ async fn capacity_warning_and_a_full_store_that_keeps_every_ballot() {
         ballots[1..].iter().all(|b| b.answers == answers),
         "the copies read back too"
     );
-    s.type_into("clear-word", "清空").await;
-    s.click("clear-button").await;
-    s.wait_for_text("the store to be empty", |t| t.contains("已清空本机问卷"))
-        .await;
-    assert_eq!(flows::admin_total(&s).await, 0);
+    flows::clear_device(&s).await;
     s.close().await;
 }

@@ -21,10 +21,7 @@ struct Opt {
 }
 
 fn options(ctx: Ctx, item: &Item) -> Vec<Opt> {
-    let f = ctx
-        .form
-        .get_untracked()
-        .expect("items show once the form is loaded");
+    let f = ctx.form_now();
     match &item.kind {
         ItemKind::Single { choices } | ItemKind::Multi { choices } => choices
             .iter()
@@ -111,10 +108,7 @@ pub fn ItemView(item: Item) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let lang = ctx.lang_now();
-    let f = ctx
-        .form
-        .get_untracked()
-        .expect("items show once the form is loaded");
+    let f = ctx.form_now();
     let id = item.id.clone();
     let item = StoredValue::new(item);
     let relevant = {

@@ -74,6 +74,14 @@ impl Ctx {
         i18n::texts(&self.lang.get_untracked())
     }
 
+    /// The form in use, untracked. Only screens shown after the form has loaded call it
+    /// (the App shows "loading" until then).
+    pub fn form_now(&self) -> Arc<LoadedForm> {
+        self.form
+            .get_untracked()
+            .expect("screens show once the form is loaded")
+    }
+
     /// The current language, untracked (see [`Ctx::t`]).
     pub fn lang_now(&self) -> String {
         self.lang.get_untracked()

@@ -41,10 +41,7 @@ pub fn FormPages() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let lang = ctx.lang_now();
-    let f = ctx
-        .form
-        .get_untracked()
-        .expect("pages show once the form is loaded");
+    let f = ctx.form_now();
     let pages = {
         let f = f.clone();
         Memo::new(move |_| {

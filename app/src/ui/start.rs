@@ -13,10 +13,7 @@ pub fn StartScreen() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let lang = ctx.lang_now();
-    let f = ctx
-        .form
-        .get_untracked()
-        .expect("the start screen shows once the form is loaded");
+    let f = ctx.form_now();
     let fixed_group = ctx
         .settings
         .with_untracked(|s| {
