@@ -158,7 +158,45 @@ pub fn json_message(e: &serde_json::Error) -> String {
         .unwrap_or(message)
 }
 
-/// Quotes a value for a message, showing control characters visibly.
+/// Characters of a value that a message shows before cutting it (see [`quoted`]).
+pub const SHOWN_CHARS: usize = 60;
+
+/// Quotes a value for a message, showing control characters visibly and cutting a long
+/// value to its first [`SHOWN_CHARS`] characters with its full length:
+/// `"aaaa…" (52428800 characters)`. A 50 MB header must not come back as 50 MB of stderr.
 pub fn quoted(value: &str) -> String {
-    format!("{value:?}")
+    let n = value.chars().count();
+    if n <= SHOWN_CHARS {
+        return format!("{value:?}");
+    }
+    let head: String = value.chars().take(SHOWN_CHARS).collect();
+    let quoted = format!("{head:?}");
+    format!("{}…\" ({n} characters)", &quoted[..quoted.len() - 1])
+}
+
+/// [`quoted`] without the quotes' escaping rules for display in a sentence: a value cut to
+/// [`SHOWN_CHARS`] characters with `…` and its length when longer, as it is otherwise.
+pub fn cut(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= SHOWN_CHARS {
+        return value.to_string();
+    }
+    let head: String = value.chars().take(SHOWN_CHARS).collect();
+    format!("{head}… ({n} characters)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_with_their_length() {
+        assert_eq!(quoted("a\tb"), "\"a\\tb\"");
+        let long = "x".repeat(1_000_000);
+        let q = quoted(&long);
+        assert!(q.len() < 100, "{q}");
+        assert!(q.starts_with("\"xxx") && q.ends_with("…\" (1000000 characters)"), "{q}");
+        assert_eq!(cut("短"), "短");
+        assert_eq!(cut(&"满".repeat(61)), format!("{}… (61 characters)", "满".repeat(60)));
+    }
 }
