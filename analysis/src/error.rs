@@ -195,8 +195,14 @@ mod tests {
         let long = "x".repeat(1_000_000);
         let q = quoted(&long);
         assert!(q.len() < 100, "{q}");
-        assert!(q.starts_with("\"xxx") && q.ends_with("…\" (1000000 characters)"), "{q}");
+        assert!(
+            q.starts_with("\"xxx") && q.ends_with("…\" (1000000 characters)"),
+            "{q}"
+        );
         assert_eq!(cut("短"), "短");
-        assert_eq!(cut(&"满".repeat(61)), format!("{}… (61 characters)", "满".repeat(60)));
+        assert_eq!(
+            cut(&"满".repeat(61)),
+            format!("{}… (61 characters)", "满".repeat(60))
+        );
     }
 }
