@@ -5,13 +5,17 @@
 //! nothing per ballot can be checked (validity caps, careless flags) or computed (Cronbach's
 //! alpha, covariances between criteria); the scorer says so where it matters. For the
 //! number of raters of a unit, a tally counts the criterion with the most votes.
+//!
+//! Counts are whole numbers from 0 to [`MAX_COUNT`], and the votes of every file read
+//! together may add up to no more than that (the state's invariant, see
+//! [`crate::aggregate`]): the row that would pass it is refused with its line.
 
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{wide_sum, Aggregate, MAX_COUNT};
 use crate::csv_lines::LineCounted;
-use crate::error::InputError;
+use crate::error::{quoted, InputError};
 use crate::rules::Resolved;
 use crate::wide_csv::{csv_error, next_row};
 
@@ -59,7 +63,7 @@ pub fn fold_tally<R: Read>(
             _ => {
                 return Err(InputError::new(
                     source,
-                    format!("{name:?} is not a tally column (or appears twice), expected the header unit,group,criterion,option,count"),
+                    format!("{} is not a tally column (or appears twice), expected the header unit,group,criterion,option,count", quoted(name)),
                 )
                 .at_line(1)
                 .at_column(i as u64 + 1))
@@ -84,6 +88,8 @@ pub fn fold_tally<R: Read>(
     );
     let mut local = vec![0u64; nu * ng * nc * no];
     let mut first_line: HashMap<usize, u64> = HashMap::new();
+    // Votes already in the state plus those of this file so far (never past MAX_COUNT).
+    let mut votes_so_far = wide_sum(&agg.counts);
     while let Some(line) = next_row(&mut csv, &mut rec, source, &lines, 5)? {
         let cell = |k: usize| rec.get(at[k]).unwrap_or("").trim();
         let err = |k: usize, msg: String| {
@@ -97,7 +103,11 @@ pub fn fold_tally<R: Read>(
             list.iter().position(|x| x == v).ok_or_else(|| {
                 err(
                     k,
-                    format!("{v:?} is not {what}, expected one of: {}", list.join(", ")),
+                    format!(
+                        "{} is not {what}, expected one of: {}",
+                        quoted(v),
+                        list.join(", ")
+                    ),
                 )
             })
         };
@@ -109,19 +119,28 @@ pub fn fold_tally<R: Read>(
         let count: u64 = cell(4).parse().map_err(|_| {
             err(
                 4,
-                format!("{:?} is not a count, expected a whole number ≥ 0", cell(4)),
+                format!(
+                    "{} is not a count, expected a whole number ≥ 0 (at most {MAX_COUNT})",
+                    quoted(cell(4))
+                ),
             )
         })?;
+        votes_so_far += u128::from(count);
+        if votes_so_far > u128::from(MAX_COUNT) {
+            return Err(err(
+                4,
+                format!(
+                    "{count} makes the votes read so far add up to {votes_so_far}, expected a total of at most {MAX_COUNT}"
+                ),
+            ));
+        }
         let idx = ((u * ng + g) * nc + c) * no + o;
         if let Some(prev) = first_line.insert(idx, line) {
             return Err(err(
                 0,
                 format!(
                     "{}/{}/{}/{} is counted twice (first on line {prev}), expected each cell once per file",
-                    cell(0),
-                    cell(1),
-                    cell(2),
-                    cell(3)
+                    rules.units[u], rules.groups[g], rules.criteria[c], codes[o]
                 ),
             ));
         }
