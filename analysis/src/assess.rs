@@ -12,6 +12,10 @@
 //! relative points (score ÷ best score in the ranking pool × P) or from rank points (first
 //! place P, each lower place `step`·P less). Totals are ranked (ties share a rank) and
 //! graded by bands or quota.
+//!
+//! Values in the two CSV files lie within ±[`MAX_VALUE`] and every setting within the
+//! ranges of [`crate::rules`], so every total is a finite number; one that is not (a
+//! score report edited by hand) is an error naming the unit, never ranked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -19,8 +23,11 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 
 use crate::csv_lines::LineCounted;
-use crate::error::InputError;
-use crate::rules::{AppraisalPoints, Assessment, Band, Grading, Measure, Within};
+use crate::error::{quoted, InputError};
+use crate::rules::{AppraisalPoints, Assessment, Band, Grading, Measure, Within, MAX_DECIMALS};
+
+/// The largest value (in size) of a component or a deduction count in the CSV files.
+pub const MAX_VALUE: f64 = 1e12;
 use crate::score::{Report, UnitReport};
 use crate::wide_csv::{csv_error, next_row};
 
@@ -127,22 +134,23 @@ fn read_triples<R: Read>(
             return Err(err(
                 0,
                 format!(
-                    "{unit:?} is not a unit of the score report, expected one of: {}",
+                    "{} is not a unit of the score report, expected one of: {}",
+                    quoted(&unit),
                     known_units.join(", ")
                 ),
             ));
         }
         if !known_keys(&k) {
-            return Err(err(1, format!("{k:?} is not {keys_hint}")));
+            return Err(err(1, format!("{} is not {keys_hint}", quoted(&k))));
         }
         let v: f64 = match rec[2].trim().parse::<f64>() {
-            Ok(v) if v.is_finite() => v,
+            Ok(v) if v.abs() <= MAX_VALUE => v,
             _ => {
                 return Err(err(
                     2,
                     format!(
-                        "{:?} is not a number, expected a number such as 12.5",
-                        &rec[2]
+                        "{} is not a number from -{MAX_VALUE} to {MAX_VALUE}, expected a number such as 12.5",
+                        quoted(&rec[2])
                     ),
                 ))
             }
@@ -376,6 +384,15 @@ pub fn assess(
             },
         };
         let total = points + comps.values().sum::<f64>() + bonus - ded_total;
+        if !total.is_finite() {
+            return Err(InputError::new(
+                components_source,
+                format!(
+                    "unit {:?}: the total came out as {total} (appraisal {points}, components {:?}, bonus {bonus}, deductions {ded_total}), expected a finite number; check the score report and the rules' points",
+                    u.unit, comps
+                ),
+            ));
+        }
         units.push(AssessUnit {
             unit: u.unit.clone(),
             name: u.name.clone(),
@@ -464,7 +481,7 @@ fn component_names(r: &AssessReport) -> Vec<String> {
 /// The assessment as a terminal table in rank order.
 pub fn to_table(r: &AssessReport, decimals: u32) -> String {
     let comps = component_names(r);
-    let d = decimals as usize;
+    let d = decimals.min(MAX_DECIMALS) as usize;
     let mut header = vec![
         "rank".to_string(),
         "unit".into(),
@@ -553,7 +570,7 @@ pub fn to_csv(r: &AssessReport, decimals: u32) -> String {
     let f = |x: f64| {
         format!(
             "{:.*}",
-            decimals as usize,
+            decimals.min(MAX_DECIMALS) as usize,
             crate::render::round_half_up(x, decimals)
         )
     };
