@@ -243,3 +243,52 @@ fn weights_at_the_top_of_their_range_still_give_finite_ranked_scores() {
     assert!(table.contains("gaj") && table.contains("6.80"), "{table}");
     assert!(!table.contains("NaN") && !table.contains("inf"), "{table}");
 }
+
+#[test]
+fn an_assessment_total_that_is_not_finite_is_an_error_naming_the_unit() {
+    // A score report edited by hand: relative points divide by the best score, 1e-300,
+    // so -1e308 becomes -inf points. That total was ranked (last) with exit 0 before.
+    let w = Work::new();
+    let base = std::fs::read_to_string(rules("haochaping.toml")).unwrap();
+    w.write(
+        "r.toml",
+        &format!(
+            "{base}\n[assessment]\n[assessment.appraisal]\nmethod = \"relative\"\npoints = 600\n"
+        ),
+    );
+    w.ok(&[
+        "score",
+        &fixture("haochaping.csv"),
+        "--rules",
+        "r.toml",
+        "-o",
+        "scores.json",
+    ]);
+    let mut report: Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path("scores.json")).unwrap()).unwrap();
+    for u in report["units"].as_array_mut().unwrap() {
+        match u["unit"].as_str() {
+            Some("gaj") => u["score"] = Value::from(1e-300),
+            Some("jyj") => u["score"] = Value::from(-1e308),
+            _ => {}
+        }
+    }
+    std::fs::write(w.path("scores.json"), report.to_string()).unwrap();
+    w.write("components.csv", "unit,component,value\n");
+    let err = w.fails(
+        &[
+            "assess",
+            "--scores",
+            "scores.json",
+            "--components",
+            "components.csv",
+            "--rules",
+            "r.toml",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("components.csv: unit \"jyj\": the total came out as -inf"),
+        "{err}"
+    );
+}
