@@ -30,11 +30,12 @@ use crate::error::cut;
 /// minus each open one level (`not(selected(${q}, 'a'))` is 2 levels deep).
 ///
 /// Real `relevant` and `constraint` expressions nest a handful of levels; 32 leaves room
-/// for generated ones. Each level costs the parser seven nested calls (one per precedence
-/// level) and the evaluator two, a few hundred bytes each, so the deepest expression
-/// allowed needs well under 256 KiB of stack even unoptimized (tested below on a 256 KiB
-/// thread): safe in the browser, where a wasm module gets 1 MiB of stack by default, and
-/// the same limit natively, so `pingyi form check` refuses exactly what the app would.
+/// for generated ones. Each level costs the parser about nine nested calls (one per
+/// precedence level) and the evaluator a few: the deepest expression allowed is parsed,
+/// evaluated, cloned and dropped within 256 KiB of stack in an unoptimized build (tested
+/// below; 128 KiB is not enough there, optimized frames are much smaller). That is a
+/// quarter of the 1 MiB a wasm module gets by default, so it is safe in the browser, and
+/// the limit is the same natively: `pingyi form check` refuses exactly what the app would.
 pub const MAX_DEPTH: usize = 32;
 
 /// A parsed expression together with its source text.
