@@ -13,6 +13,12 @@
 //! on many machines and `pingyi score part1.json part2.json` on one give the same result
 //! as one run over every file. The rules that decide what is folded (points, validity,
 //! careless exclusion) are recorded as a key; states made under other rules do not merge.
+//!
+//! Every sum the scorer makes is a sum of counters of one family (the counts, the rated
+//! ballots, the completion times …), so a state is kept to the invariant that each
+//! family adds up to at most [`MAX_COUNT`]: a saved state that breaks it is refused with
+//! the field, and a merge that would break it is refused before anything is added. No
+//! count can then wrap around, however the parts are combined.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +29,14 @@ use crate::rules::Resolved;
 
 /// The format tag written into every saved state.
 pub const FORMAT: &str = "pingyi-aggregate/1";
+
+/// The most that one family of counters (see the module doc) may add up to.
+pub const MAX_COUNT: u64 = u64::MAX;
+
+/// The sum of some counters, wide enough that adding 2⁶⁴ of them cannot overflow.
+pub fn wide_sum<'a>(counters: impl IntoIterator<Item = &'a u64>) -> u128 {
+    counters.into_iter().map(|&c| u128::from(c)).sum()
+}
 
 /// Sums over the ballot rows (one ballot's answers on one unit) that answered exactly one
 /// set of criteria.
@@ -237,7 +251,65 @@ impl Aggregate {
         }
     }
 
-    /// Adds `other` into this state. Both must come from the same form and rules.
+    /// Each family of counters with its field name and what it adds up to.
+    fn totals(&self) -> [(&'static str, u128); 12] {
+        let b = &self.ballots;
+        [
+            ("counts", wide_sum(&self.counts)),
+            ("rated", wide_sum(&self.rated)),
+            ("unrated", wide_sum(&self.unrated)),
+            ("tally_votes", wide_sum(&self.tally_votes)),
+            ("returned", wide_sum(&self.returned)),
+            ("valid", wide_sum(&self.valid)),
+            ("excluded", wide_sum(&self.excluded)),
+            (
+                "moments",
+                wide_sum(self.moments.iter().flat_map(|pm| pm.values().map(|m| &m.n))),
+            ),
+            ("durations", wide_sum(self.durations.values())),
+            (
+                "ballots",
+                u128::from(b.total).max(
+                    u128::from(b.duplicates) + wide_sum(b.invalid.values()) + wide_sum(&self.valid),
+                ),
+            ),
+            ("ballots.tally_votes", u128::from(b.tally_votes)),
+            (
+                "ballots.straight_lining",
+                u128::from(b.straight_lining) + u128::from(b.too_fast),
+            ),
+        ]
+    }
+
+    /// Σ |x| over every moment sum: when finite, every sum of moments the scorer makes is.
+    fn moments_magnitude(&self) -> f64 {
+        self.moments
+            .iter()
+            .flat_map(|pm| pm.values())
+            .flat_map(|m| m.sum.iter().chain(&m.cross))
+            .map(|x| x.abs())
+            .sum()
+    }
+
+    /// Refuses a merge with `other` that would take a family of counters past
+    /// [`MAX_COUNT`] or the moments past the largest finite number.
+    fn check_room_for(&self, other: &Aggregate) -> Result<(), String> {
+        for ((field, mine), (_, theirs)) in self.totals().into_iter().zip(other.totals()) {
+            if mine + theirs > u128::from(MAX_COUNT) {
+                return Err(format!(
+                    "{field}: this part's {theirs} added to the {mine} read before make {}, more than the {MAX_COUNT} a count can hold; expected parts that add up to fewer",
+                    mine + theirs
+                ));
+            }
+        }
+        if !(self.moments_magnitude() + other.moments_magnitude()).is_finite() {
+            return Err("moments: this part's sums added to those read before are too large for a number, expected the sums of points of real ballots".into());
+        }
+        Ok(())
+    }
+
+    /// Adds `other` into this state. Both must come from the same form and rules, and
+    /// together stay within [`MAX_COUNT`] (checked before anything is added).
     pub fn merge(&mut self, other: &Aggregate) -> Result<(), String> {
         if other.format != FORMAT {
             return Err(format!(
@@ -261,6 +333,7 @@ impl Aggregate {
         if other.rules_key != self.rules_key {
             return Err("was aggregated under other scoring rules (points, missing-answer default, validity or careless settings), expected the rules given now; run `pingyi aggregate --rules` with the same rules file".into());
         }
+        self.check_room_for(other)?;
         let add = |a: &mut Vec<u64>, b: &Vec<u64>| {
             for (x, y) in a.iter_mut().zip(b) {
                 *x += y;
@@ -339,17 +412,35 @@ impl Aggregate {
                 .in_field(field));
             }
         }
+        for (field, total) in agg.totals() {
+            if total > u128::from(MAX_COUNT) {
+                return Err(InputError::new(
+                    source,
+                    format!("adds up to {total}, more than the {MAX_COUNT} a count can hold; expected a state written by `pingyi aggregate`"),
+                )
+                .in_field(field));
+            }
+        }
         let b = &agg.ballots;
-        if b.total < b.duplicates + b.invalid_total() + b.excluded_total() {
+        let accounted = u128::from(b.duplicates)
+            + wide_sum(b.invalid.values())
+            + wide_sum(&agg.valid).max(wide_sum(b.excluded.values()));
+        if u128::from(b.total) < accounted {
             return Err(InputError::new(
                 source,
                 format!(
-                    "counts {} ballots but {} duplicates, invalid or excluded, expected no more than were read",
-                    b.total,
-                    b.duplicates + b.invalid_total() + b.excluded_total()
+                    "counts {} ballots but {accounted} duplicates, invalid or valid, expected no more than were read",
+                    b.total
                 ),
             )
             .in_field("ballots"));
+        }
+        if !agg.moments_magnitude().is_finite() {
+            return Err(InputError::new(
+                source,
+                "hold sums too large for a number, expected the sums of points of real ballots",
+            )
+            .in_field("moments"));
         }
         for (i, pm) in agg.moments.iter().enumerate() {
             for (mask, m) in pm {
@@ -363,5 +454,83 @@ impl Aggregate {
             }
         }
         Ok(agg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::form::Form;
+    use crate::rules::Rules;
+
+    fn empty() -> Aggregate {
+        let form = Form::default_form();
+        let r = Rules::default().resolve("default rules", &form).unwrap();
+        Aggregate::new(&form.id, &form.version, &r)
+    }
+
+    #[test]
+    fn a_part_whose_counts_add_up_past_u64_is_refused_with_the_field() {
+        // Each count fits a u64, their sum does not: a sum the scorer makes would wrap.
+        let mut a = empty();
+        a.counts[0] = u64::MAX;
+        a.counts[1] = 1;
+        let e = Aggregate::from_json("p.json", &a.to_json()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("counts"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("p.json: counts: adds up to 18446744073709551616, more than the 18446744073709551615"),
+            "{e}"
+        );
+        let mut a = empty();
+        a.durations.insert(10, u64::MAX);
+        a.durations.insert(20, u64::MAX);
+        let e = Aggregate::from_json("p.json", &a.to_json()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("durations"), "{e}");
+    }
+
+    #[test]
+    fn a_part_with_more_valid_ballots_than_read_is_refused() {
+        let mut a = empty();
+        a.ballots.total = 3;
+        a.valid[0] = u64::MAX;
+        let e = Aggregate::from_json("p.json", &a.to_json()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("ballots"), "{e}");
+    }
+
+    #[test]
+    fn merging_past_u64_is_refused_before_anything_is_added() {
+        let mut a = empty();
+        a.counts[0] = u64::MAX - 1;
+        let mut b = empty();
+        b.counts[0] = 2;
+        let before = a.clone();
+        let e = a.merge(&b).unwrap_err();
+        assert!(
+            e.starts_with("counts: this part's 2 added to the 18446744073709551614 read before make 18446744073709551616"),
+            "{e}"
+        );
+        assert_eq!(a, before, "nothing was added");
+        // Just fitting is fine.
+        b.counts[0] = 1;
+        a.merge(&b).unwrap();
+        assert_eq!(a.counts[0], u64::MAX);
+    }
+
+    #[test]
+    fn moments_too_large_for_a_number_are_refused() {
+        let mut a = empty();
+        let m = Moments {
+            n: 1,
+            sum: vec![1e308; 5],
+            cross: vec![0.0; 15],
+        };
+        a.moments[0].insert(1, m);
+        a.rated[0] = 1;
+        let e = Aggregate::from_json("p.json", &a.to_json()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("moments"), "{e}");
+        a.moments[0].get_mut(&1).unwrap().sum = vec![1e308, 0.0, 0.0, 0.0, 0.0];
+        let b = a.clone();
+        assert!(a.merge(&b).unwrap_err().starts_with("moments:"));
     }
 }

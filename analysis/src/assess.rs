@@ -12,6 +12,10 @@
 //! relative points (score ÷ best score in the ranking pool × P) or from rank points (first
 //! place P, each lower place `step`·P less). Totals are ranked (ties share a rank) and
 //! graded by bands or quota.
+//!
+//! Values in the two CSV files lie within ±[`MAX_VALUE`] and every setting within the
+//! ranges of [`crate::rules`], so every total is a finite number; one that is not (a
+//! score report edited by hand) is an error naming the unit, never ranked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -19,8 +23,11 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 
 use crate::csv_lines::LineCounted;
-use crate::error::InputError;
-use crate::rules::{AppraisalPoints, Assessment, Band, Grading, Measure, Within};
+use crate::error::{quoted, InputError};
+use crate::rules::{AppraisalPoints, Assessment, Band, Grading, Measure, Within, MAX_DECIMALS};
+
+/// The largest value (in size) of a component or a deduction count in the CSV files.
+pub const MAX_VALUE: f64 = 1e12;
 use crate::score::{Report, UnitReport};
 use crate::wide_csv::{csv_error, next_row};
 
@@ -127,22 +134,23 @@ fn read_triples<R: Read>(
             return Err(err(
                 0,
                 format!(
-                    "{unit:?} is not a unit of the score report, expected one of: {}",
+                    "{} is not a unit of the score report, expected one of: {}",
+                    quoted(&unit),
                     known_units.join(", ")
                 ),
             ));
         }
         if !known_keys(&k) {
-            return Err(err(1, format!("{k:?} is not {keys_hint}")));
+            return Err(err(1, format!("{} is not {keys_hint}", quoted(&k))));
         }
         let v: f64 = match rec[2].trim().parse::<f64>() {
-            Ok(v) if v.is_finite() => v,
+            Ok(v) if v.abs() <= MAX_VALUE => v,
             _ => {
                 return Err(err(
                     2,
                     format!(
-                        "{:?} is not a number, expected a number such as 12.5",
-                        &rec[2]
+                        "{} is not a number from -{MAX_VALUE} to {MAX_VALUE}, expected a number such as 12.5",
+                        quoted(&rec[2])
                     ),
                 ))
             }
@@ -296,10 +304,11 @@ pub fn assess(
     deductions: &BTreeMap<(String, String), f64>,
     components_source: &str,
 ) -> Result<AssessReport, InputError> {
-    let pool_of = |u: &UnitReport| match (a.within, &u.category) {
-        (Within::Category, Some(c)) => c.clone(),
-        (Within::Category, None) => "(none)".into(),
-        (Within::All, _) => "all".into(),
+    let inputs = Inputs {
+        a,
+        components,
+        deductions,
+        source: components_source,
     };
     let mut units = Vec::new();
     let mut skipped = Vec::new();
@@ -308,75 +317,45 @@ pub fn assess(
             skipped.push(u.unit.clone());
             continue;
         }
+        units.push(inputs.unit(u, report)?);
+    }
+    rank_and_grade(&mut units, a);
+    Ok(AssessReport {
+        appraisal_name: a.appraisal_name.clone(),
+        units,
+        skipped,
+    })
+}
+
+/// What a unit's total is made of, beside its score report.
+struct Inputs<'a> {
+    a: &'a Assessment,
+    components: &'a BTreeMap<(String, String), f64>,
+    deductions: &'a BTreeMap<(String, String), f64>,
+    /// The components file, named in errors.
+    source: &'a str,
+}
+
+impl Inputs<'_> {
+    /// One unit's points, components, deductions, bonus and total (not yet ranked).
+    fn unit(&self, u: &UnitReport, report: &Report) -> Result<AssessUnit, InputError> {
+        let a = self.a;
         let pool: Vec<&UnitReport> = report.units.iter().filter(|x| x.pool == u.pool).collect();
         let (measure, points) = appraisal_points(u, &pool, &a.appraisal);
-        let mut comps = BTreeMap::new();
-        for (name, c) in &a.components {
-            let v = match components.get(&(u.unit.clone(), name.clone())) {
-                Some(v) => *v,
-                None if c.optional => 0.0,
-                None => {
-                    return Err(InputError::new(
-                        components_source,
-                        format!(
-                            "unit {:?} has no row for component {name:?}, expected one (or mark the component `optional = true`)",
-                            u.unit
-                        ),
-                    ))
-                }
-            };
-            let w = c.weight * v;
-            comps.insert(name.clone(), c.max.map_or(w, |m| w.min(m)));
-        }
-        let mut deds = BTreeMap::new();
-        let mut ded_total = 0.0;
-        for (kind, each) in &a.deductions {
-            let count = deductions
-                .get(&(u.unit.clone(), kind.clone()))
-                .copied()
-                .unwrap_or(0.0);
-            if count > 0.0 {
-                ded_total += count * each;
-                deds.insert(
-                    kind.clone(),
-                    Deduction {
-                        count,
-                        points: count * each,
-                    },
-                );
-            }
-        }
-        if let Some(cap) = a.deduction_cap {
-            ded_total = ded_total.min(cap);
-        }
-        let bonus = match &a.rank_bonus {
-            None => 0.0,
-            Some(rb) => match components.get(&(u.unit.clone(), rb.component.clone())) {
-                None => 0.0,
-                Some(&r) => {
-                    if r < 1.0 || r > rb.field as f64 || r.fract() != 0.0 {
-                        return Err(InputError::new(
-                            components_source,
-                            format!(
-                                "unit {:?}: rank {r} of component {:?} is not a place from 1 to {}",
-                                u.unit, rb.component, rb.field
-                            ),
-                        ));
-                    }
-                    let r = r as u64;
-                    let from_bottom = rb.field - r;
-                    if let Some(b) = rb.top.get(r as usize - 1) {
-                        *b
-                    } else if let Some(b) = rb.bottom.get(from_bottom as usize) {
-                        *b
-                    } else {
-                        0.0
-                    }
-                }
-            },
-        };
+        let comps = self.components_of(u)?;
+        let (deds, ded_total) = self.deductions_of(u);
+        let bonus = self.bonus_of(u)?;
         let total = points + comps.values().sum::<f64>() + bonus - ded_total;
-        units.push(AssessUnit {
+        if !total.is_finite() {
+            return Err(InputError::new(
+                self.source,
+                format!(
+                    "unit {:?}: the total came out as {total} (appraisal {points}, components {:?}, bonus {bonus}, deductions {ded_total}), expected a finite number; check the score report and the rules' points",
+                    u.unit, comps
+                ),
+            ));
+        }
+        Ok(AssessUnit {
             unit: u.unit.clone(),
             name: u.name.clone(),
             category: u.category.clone(),
@@ -388,10 +367,96 @@ pub fn assess(
             bonus,
             total,
             rank: 0,
-            pool: pool_of(u),
+            pool: match (a.within, &u.category) {
+                (Within::Category, Some(c)) => c.clone(),
+                (Within::Category, None) => "(none)".into(),
+                (Within::All, _) => "all".into(),
+            },
             grade: None,
-        });
+        })
     }
+
+    /// Each component weighted and capped; a missing one is an error unless optional.
+    fn components_of(&self, u: &UnitReport) -> Result<BTreeMap<String, f64>, InputError> {
+        let mut comps = BTreeMap::new();
+        for (name, c) in &self.a.components {
+            let v = match self.components.get(&(u.unit.clone(), name.clone())) {
+                Some(v) => *v,
+                None if c.optional => 0.0,
+                None => {
+                    return Err(InputError::new(
+                        self.source,
+                        format!(
+                            "unit {:?} has no row for component {name:?}, expected one (or mark the component `optional = true`)",
+                            u.unit
+                        ),
+                    ))
+                }
+            };
+            let w = c.weight * v;
+            comps.insert(name.clone(), c.max.map_or(w, |m| w.min(m)));
+        }
+        Ok(comps)
+    }
+
+    /// The deductions by kind, and their total after the cap.
+    fn deductions_of(&self, u: &UnitReport) -> (BTreeMap<String, Deduction>, f64) {
+        let mut deds = BTreeMap::new();
+        let mut total = 0.0;
+        for (kind, each) in &self.a.deductions {
+            let count = self
+                .deductions
+                .get(&(u.unit.clone(), kind.clone()))
+                .copied()
+                .unwrap_or(0.0);
+            if count > 0.0 {
+                total += count * each;
+                deds.insert(
+                    kind.clone(),
+                    Deduction {
+                        count,
+                        points: count * each,
+                    },
+                );
+            }
+        }
+        if let Some(cap) = self.a.deduction_cap {
+            total = total.min(cap);
+        }
+        (deds, total)
+    }
+
+    /// The bonus or malus of the unit's external rank (0 without one).
+    fn bonus_of(&self, u: &UnitReport) -> Result<f64, InputError> {
+        let Some(rb) = &self.a.rank_bonus else {
+            return Ok(0.0);
+        };
+        let Some(&r) = self.components.get(&(u.unit.clone(), rb.component.clone())) else {
+            return Ok(0.0);
+        };
+        if r < 1.0 || r > rb.field as f64 || r.fract() != 0.0 {
+            return Err(InputError::new(
+                self.source,
+                format!(
+                    "unit {:?}: rank {r} of component {:?} is not a place from 1 to {}",
+                    u.unit, rb.component, rb.field
+                ),
+            ));
+        }
+        let r = r as u64;
+        let from_bottom = rb.field - r;
+        Ok(if let Some(b) = rb.top.get(r as usize - 1) {
+            *b
+        } else if let Some(b) = rb.bottom.get(from_bottom as usize) {
+            *b
+        } else {
+            0.0
+        })
+    }
+}
+
+/// Ranks the totals within each pool (ties share a rank) and grades them.
+fn rank_and_grade(units: &mut [AssessUnit], a: &Assessment) {
     let mut pools: Vec<String> = units.iter().map(|u| u.pool.clone()).collect();
     pools.sort();
     pools.dedup();
@@ -446,11 +511,6 @@ pub fn assess(
             }
         }
     }
-    Ok(AssessReport {
-        appraisal_name: a.appraisal_name.clone(),
-        units,
-        skipped,
-    })
 }
 
 /// The names of the other components, in column order (every unit has the same ones).
@@ -464,7 +524,7 @@ fn component_names(r: &AssessReport) -> Vec<String> {
 /// The assessment as a terminal table in rank order.
 pub fn to_table(r: &AssessReport, decimals: u32) -> String {
     let comps = component_names(r);
-    let d = decimals as usize;
+    let d = decimals.min(MAX_DECIMALS) as usize;
     let mut header = vec![
         "rank".to_string(),
         "unit".into(),
@@ -553,7 +613,7 @@ pub fn to_csv(r: &AssessReport, decimals: u32) -> String {
     let f = |x: f64| {
         format!(
             "{:.*}",
-            decimals as usize,
+            decimals.min(MAX_DECIMALS) as usize,
             crate::render::round_half_up(x, decimals)
         )
     };

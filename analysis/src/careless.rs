@@ -8,19 +8,22 @@
 
 use std::collections::BTreeMap;
 
+use crate::aggregate::{wide_sum, MAX_COUNT};
+
 /// The median of a histogram of whole seconds → count (the mean of the two middle values
 /// when the count is even); `None` when it is empty.
 pub fn median(hist: &BTreeMap<u64, u64>) -> Option<f64> {
-    let n: u64 = hist.values().sum();
+    // Counted wide: histograms of several parts may together hold more than 2⁶⁴ ballots.
+    let n = wide_sum(hist.values());
     if n == 0 {
         return None;
     }
     // 0-based ranks of the two middle values.
     let (lo_rank, hi_rank) = ((n - 1) / 2, n / 2);
     let (mut lo, mut hi) = (None, None);
-    let mut seen = 0u64;
+    let mut seen = 0u128;
     for (&s, &c) in hist {
-        let next = seen + c;
+        let next = seen + u128::from(c);
         if lo.is_none() && lo_rank < next {
             lo = Some(s);
         }
@@ -33,12 +36,15 @@ pub fn median(hist: &BTreeMap<u64, u64>) -> Option<f64> {
     Some((lo? as f64 + hi? as f64) / 2.0)
 }
 
-/// How many ballots took fewer than `threshold` seconds.
+/// How many ballots took fewer than `threshold` seconds (at most [`MAX_COUNT`], which
+/// a checked state never exceeds).
 pub fn count_below(hist: &BTreeMap<u64, u64>, threshold: f64) -> u64 {
-    hist.iter()
-        .take_while(|(s, _)| (**s as f64) < threshold)
-        .map(|(_, c)| c)
-        .sum()
+    let below = wide_sum(
+        hist.iter()
+            .take_while(|(s, _)| (**s as f64) < threshold)
+            .map(|(_, c)| c),
+    );
+    u64::try_from(below).unwrap_or(MAX_COUNT)
 }
 
 #[cfg(test)]

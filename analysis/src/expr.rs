@@ -16,8 +16,27 @@
 //! NaN, so `${age} >= 18` is false while `${age}` is unanswered); a list (the codes of a
 //! `multi` answer, or the cells of an appraisal grid) compares true if any member does.
 //! Evaluation never fails: every type error is caught when the form is checked.
+//!
+//! Nesting is bounded by [`MAX_DEPTH`], checked while parsing, so neither the parser nor the
+//! evaluator can run out of stack, in the CLI or in the browser (whose wasm stack is much
+//! smaller). Chains of one operator (`a or b or c …`, `1 + 2 - 3 …`) are kept flat, as one
+//! node with a list of operands, so a long but flat expression nests no deeper than a short one.
 
 use std::fmt;
+
+use crate::error::cut;
+
+/// The deepest nesting an expression may have: parentheses, function calls and unary
+/// minus each open one level (`not(selected(${q}, 'a'))` is 2 levels deep).
+///
+/// Real `relevant` and `constraint` expressions nest a handful of levels; 32 leaves room
+/// for generated ones. Each level costs the parser about nine nested calls (one per
+/// precedence level) and the evaluator a few: the deepest expression allowed is parsed,
+/// evaluated, cloned and dropped within 256 KiB of stack in an unoptimized build (tested
+/// below; 128 KiB is not enough there, optimized frames are much smaller). That is a
+/// quarter of the 1 MiB a wasm module gets by default, so it is safe in the browser, and
+/// the limit is the same natively: `pingyi form check` refuses exactly what the app would.
+pub const MAX_DEPTH: usize = 32;
 
 /// A parsed expression together with its source text.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +220,8 @@ impl Func {
 const FUNCTION_NAMES: &str =
     "not, selected, count-selected, string-length, number, if, true, false, contains";
 
+/// A node of the parse tree. A chain of one operator is one node with every operand, so the
+/// tree is only as deep as the expression's nesting (see [`MAX_DEPTH`]).
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Str(String),
@@ -208,11 +229,32 @@ enum Node {
     Ref(Reference),
     Current,
     Neg(Box<Node>),
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
-    Cmp(CmpOp, Box<Node>, Box<Node>),
-    Arith(ArithOp, Box<Node>, Box<Node>),
+    /// `a and b and …`: true when every operand is.
+    And(Vec<Node>),
+    /// `a or b or …`: true when any operand is.
+    Or(Vec<Node>),
+    /// `a = b != c …`, left to right: `(a = b) != c`.
+    Cmp(Box<Node>, Vec<(CmpOp, Node)>),
+    /// `a + b * …` within one precedence level, left to right: `(a + b) - c`.
+    Arith(Box<Node>, Vec<(ArithOp, Node)>),
     Call(Func, Vec<Node>),
+}
+
+impl Node {
+    /// The operands directly below this node.
+    fn children(&self) -> Vec<&Node> {
+        match self {
+            Node::Str(_) | Node::Num(_) | Node::Ref(_) | Node::Current => Vec::new(),
+            Node::Neg(a) => vec![a],
+            Node::And(list) | Node::Or(list) | Node::Call(_, list) => list.iter().collect(),
+            Node::Cmp(first, rest) => std::iter::once(&**first)
+                .chain(rest.iter().map(|(_, n)| n))
+                .collect(),
+            Node::Arith(first, rest) => std::iter::once(&**first)
+                .chain(rest.iter().map(|(_, n)| n))
+                .collect(),
+        }
+    }
 }
 
 impl Expression {
@@ -223,6 +265,7 @@ impl Expression {
             tokens,
             pos: 0,
             end: source.chars().count() + 1,
+            depth: 0,
         };
         let root = p.or()?;
         if let Some((tok, at)) = p.tokens.get(p.pos) {
@@ -255,15 +298,7 @@ impl Expression {
     /// Whether the expression uses `.`.
     pub fn uses_current(&self) -> bool {
         fn walk(n: &Node) -> bool {
-            match n {
-                Node::Current => true,
-                Node::Neg(a) => walk(a),
-                Node::And(a, b) | Node::Or(a, b) | Node::Cmp(_, a, b) | Node::Arith(_, a, b) => {
-                    walk(a) || walk(b)
-                }
-                Node::Call(_, args) => args.iter().any(walk),
-                _ => false,
-            }
+            matches!(n, Node::Current) || n.children().into_iter().any(walk)
         }
         walk(&self.root)
     }
@@ -280,15 +315,11 @@ impl Expression {
 }
 
 fn collect_refs<'a>(n: &'a Node, out: &mut Vec<&'a Reference>) {
-    match n {
-        Node::Ref(r) => out.push(r),
-        Node::Neg(a) => collect_refs(a, out),
-        Node::And(a, b) | Node::Or(a, b) | Node::Cmp(_, a, b) | Node::Arith(_, a, b) => {
-            collect_refs(a, out);
-            collect_refs(b, out);
-        }
-        Node::Call(_, args) => args.iter().for_each(|a| collect_refs(a, out)),
-        _ => {}
+    if let Node::Ref(r) = n {
+        out.push(r);
+    }
+    for child in n.children() {
+        collect_refs(child, out);
     }
 }
 
@@ -299,18 +330,28 @@ fn eval(n: &Node, ctx: &dyn Answers) -> Value {
         Node::Ref(r) => ctx.value(r),
         Node::Current => ctx.current(),
         Node::Neg(a) => Value::Num(-eval(a, ctx).number()),
-        Node::And(a, b) => Value::Bool(eval(a, ctx).truthy() && eval(b, ctx).truthy()),
-        Node::Or(a, b) => Value::Bool(eval(a, ctx).truthy() || eval(b, ctx).truthy()),
-        Node::Cmp(op, a, b) => Value::Bool(compare(*op, &eval(a, ctx), &eval(b, ctx))),
-        Node::Arith(op, a, b) => {
-            let (x, y) = (eval(a, ctx).number(), eval(b, ctx).number());
-            Value::Num(match op {
-                ArithOp::Add => x + y,
-                ArithOp::Sub => x - y,
-                ArithOp::Mul => x * y,
-                ArithOp::Div => x / y,
-                ArithOp::Mod => x % y,
-            })
+        Node::And(list) => Value::Bool(list.iter().all(|a| eval(a, ctx).truthy())),
+        Node::Or(list) => Value::Bool(list.iter().any(|a| eval(a, ctx).truthy())),
+        Node::Cmp(first, rest) => {
+            let mut left = eval(first, ctx);
+            for (op, right) in rest {
+                left = Value::Bool(compare(*op, &left, &eval(right, ctx)));
+            }
+            left
+        }
+        Node::Arith(first, rest) => {
+            let mut x = eval(first, ctx).number();
+            for (op, right) in rest {
+                let y = eval(right, ctx).number();
+                x = match op {
+                    ArithOp::Add => x + y,
+                    ArithOp::Sub => x - y,
+                    ArithOp::Mul => x * y,
+                    ArithOp::Div => x / y,
+                    ArithOp::Mod => x % y,
+                };
+            }
+            Value::Num(x)
         }
         Node::Call(f, args) => call(*f, args, ctx),
     }
@@ -399,11 +440,11 @@ enum Tok {
 impl Tok {
     fn describe(&self) -> String {
         match self {
-            Tok::Str(s) => format!("text '{s}'"),
-            Tok::Num(n) => format!("number {}", format_number(*n)),
-            Tok::Ref(r) => format!("reference {r}"),
+            Tok::Str(s) => format!("text '{}'", cut(s)),
+            Tok::Num(n) => format!("number {}", cut(&format_number(*n))),
+            Tok::Ref(r) => format!("reference {}", cut(&r.to_string())),
             Tok::Dot => "'.'".into(),
-            Tok::Name(n) => format!("'{n}'"),
+            Tok::Name(n) => format!("'{}'", cut(n)),
             Tok::LParen => "'('".into(),
             Tok::RParen => "')'".into(),
             Tok::Comma => "','".into(),
@@ -453,7 +494,8 @@ fn tokenize(source: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                     return Err(err(
                         i,
                         format!(
-                            "bad reference ${{{inner}}}, expected ${{item}}, ${{item.part}} or ${{item.unit.criterion}} made of letters, digits, '_' and '-'"
+                            "bad reference ${{{}}}, expected ${{item}}, ${{item.part}} or ${{item.unit.criterion}} made of letters, digits, '_' and '-'",
+                            cut(&inner)
                         ),
                     ));
                 }
@@ -477,7 +519,7 @@ fn tokenize(source: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 let text: String = chars[i..j].iter().collect();
                 let n = text
                     .parse::<f64>()
-                    .map_err(|_| err(i, format!("bad number {text}")))?;
+                    .map_err(|_| err(i, format!("bad number {}", cut(&text))))?;
                 i = j;
                 Tok::Num(n)
             }
@@ -488,7 +530,10 @@ fn tokenize(source: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 }
                 let text: String = chars[i..j].iter().collect();
                 i = j;
-                Tok::Num(text.parse::<f64>().map_err(|_| err(start, format!("bad number {text}")))?)
+                Tok::Num(
+                    text.parse::<f64>()
+                        .map_err(|_| err(start, format!("bad number {}", cut(&text))))?,
+                )
             }
             '.' => {
                 i += 1;
@@ -565,6 +610,55 @@ struct Parser {
     tokens: Vec<(Tok, usize)>,
     pos: usize,
     end: usize,
+    /// Levels of nesting open at `pos` (see [`MAX_DEPTH`]).
+    depth: usize,
+}
+
+/// `first op x op y …` as one node, or `first` alone.
+fn arith(first: Node, rest: Vec<(ArithOp, Node)>) -> Node {
+    if rest.is_empty() {
+        first
+    } else {
+        Node::Arith(Box::new(first), rest)
+    }
+}
+
+/// How deep the tokens nest, counted as the parser counts (each parenthesis or call, and
+/// each unary minus until its operand ends), without recursion: for the message that
+/// refuses an expression nested deeper than [`MAX_DEPTH`].
+fn nesting_depth(tokens: &[(Tok, usize)]) -> usize {
+    // Per open parenthesis, the unary minuses waiting for it as their operand; `stacked`
+    // is their sum, and `waiting` counts those since the last operand at this level.
+    let mut open: Vec<usize> = Vec::new();
+    let (mut stacked, mut waiting, mut deepest) = (0, 0, 0);
+    let mut previous: Option<&Tok> = None;
+    for (tok, _) in tokens {
+        match tok {
+            Tok::Op("-") if starts_operand(previous) => waiting += 1,
+            Tok::LParen => {
+                open.push(waiting);
+                stacked += waiting;
+                waiting = 0;
+            }
+            Tok::RParen | Tok::Str(_) | Tok::Num(_) | Tok::Ref(_) | Tok::Dot => waiting = 0,
+            _ => {}
+        }
+        deepest = deepest.max(open.len() + stacked + waiting);
+        if matches!(tok, Tok::RParen) {
+            stacked -= open.pop().unwrap_or(0);
+        }
+        previous = Some(tok);
+    }
+    deepest
+}
+
+/// Whether a token after `previous` begins an operand (so a `-` there is unary).
+fn starts_operand(previous: Option<&Tok>) -> bool {
+    match previous {
+        None | Some(Tok::Op(_) | Tok::LParen | Tok::Comma) => true,
+        Some(Tok::Name(n)) => matches!(n.as_str(), "and" | "or" | "div" | "mod"),
+        _ => false,
+    }
 }
 
 impl Parser {
@@ -598,28 +692,56 @@ impl Parser {
         })
     }
 
-    fn or(&mut self) -> Result<Node, ParseError> {
-        let mut left = self.and()?;
-        while self.is_name("or") {
-            self.pos += 1;
-            let right = self.and()?;
-            left = Node::Or(Box::new(left), Box::new(right));
+    /// Opens one level of nesting (a parenthesis, a call, a unary minus), refusing to go
+    /// past [`MAX_DEPTH`] before any deeper call is made.
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ParseError {
+                position: self.at(),
+                message: format!(
+                    "the expression is nested {} levels deep (parentheses, function calls and unary minus), expected at most {MAX_DEPTH}; split it or write it flatter",
+                    nesting_depth(&self.tokens)
+                ),
+            });
         }
-        Ok(left)
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// One flat node for `first op x op y …` (or `first` alone).
+    fn chain(
+        &mut self,
+        operand: fn(&mut Parser) -> Result<Node, ParseError>,
+        operator: &str,
+        build: fn(Vec<Node>) -> Node,
+    ) -> Result<Node, ParseError> {
+        let first = operand(self)?;
+        if !self.is_name(operator) {
+            return Ok(first);
+        }
+        let mut list = vec![first];
+        while self.is_name(operator) {
+            self.pos += 1;
+            list.push(operand(self)?);
+        }
+        Ok(build(list))
+    }
+
+    fn or(&mut self) -> Result<Node, ParseError> {
+        self.chain(Parser::and, "or", Node::Or)
     }
 
     fn and(&mut self) -> Result<Node, ParseError> {
-        let mut left = self.comparison()?;
-        while self.is_name("and") {
-            self.pos += 1;
-            let right = self.comparison()?;
-            left = Node::And(Box::new(left), Box::new(right));
-        }
-        Ok(left)
+        self.chain(Parser::comparison, "and", Node::And)
     }
 
     fn comparison(&mut self) -> Result<Node, ParseError> {
-        let mut left = self.additive()?;
+        let first = self.additive()?;
+        let mut rest = Vec::new();
         loop {
             let op = match self.peek() {
                 Some(Tok::Op("=")) => CmpOp::Eq,
@@ -628,32 +750,38 @@ impl Parser {
                 Some(Tok::Op("<=")) => CmpOp::Le,
                 Some(Tok::Op(">")) => CmpOp::Gt,
                 Some(Tok::Op(">=")) => CmpOp::Ge,
-                _ => return Ok(left),
+                _ => break,
             };
             self.pos += 1;
-            let right = self.additive()?;
-            left = Node::Cmp(op, Box::new(left), Box::new(right));
+            rest.push((op, self.additive()?));
         }
+        Ok(if rest.is_empty() {
+            first
+        } else {
+            Node::Cmp(Box::new(first), rest)
+        })
     }
 
     fn additive(&mut self) -> Result<Node, ParseError> {
-        let mut left = self.multiplicative()?;
+        let first = self.multiplicative()?;
+        let mut rest = Vec::new();
         loop {
             let op = if self.is_op("+") {
                 ArithOp::Add
             } else if self.is_op("-") {
                 ArithOp::Sub
             } else {
-                return Ok(left);
+                break;
             };
             self.pos += 1;
-            let right = self.multiplicative()?;
-            left = Node::Arith(op, Box::new(left), Box::new(right));
+            rest.push((op, self.multiplicative()?));
         }
+        Ok(arith(first, rest))
     }
 
     fn multiplicative(&mut self) -> Result<Node, ParseError> {
-        let mut left = self.unary()?;
+        let first = self.unary()?;
+        let mut rest = Vec::new();
         loop {
             let op = if self.is_op("*") {
                 ArithOp::Mul
@@ -662,18 +790,21 @@ impl Parser {
             } else if self.is_name("mod") {
                 ArithOp::Mod
             } else {
-                return Ok(left);
+                break;
             };
             self.pos += 1;
-            let right = self.unary()?;
-            left = Node::Arith(op, Box::new(left), Box::new(right));
+            rest.push((op, self.unary()?));
         }
+        Ok(arith(first, rest))
     }
 
     fn unary(&mut self) -> Result<Node, ParseError> {
         if self.is_op("-") {
+            self.enter()?;
             self.pos += 1;
-            return Ok(Node::Neg(Box::new(self.unary()?)));
+            let operand = self.unary()?;
+            self.leave();
+            return Ok(Node::Neg(Box::new(operand)));
         }
         self.primary()
     }
@@ -701,12 +832,14 @@ impl Parser {
                 Ok(Node::Current)
             }
             Tok::LParen => {
+                self.enter()?;
                 self.pos += 1;
                 let inner = self.or()?;
                 if self.peek() != Some(&Tok::RParen) {
                     return self.error("')'");
                 }
                 self.pos += 1;
+                self.leave();
                 Ok(inner)
             }
             Tok::Name(name) => {
@@ -717,7 +850,8 @@ impl Parser {
                     return Err(ParseError {
                         position: at,
                         message: format!(
-                            "unknown function '{name}', expected one of {FUNCTION_NAMES}"
+                            "unknown function '{}', expected one of {FUNCTION_NAMES}",
+                            cut(&name)
                         ),
                     });
                 };
@@ -725,6 +859,7 @@ impl Parser {
                 if self.peek() != Some(&Tok::LParen) {
                     return self.error(&format!("'(' after {name}"));
                 }
+                self.enter()?;
                 self.pos += 1;
                 let mut args = Vec::new();
                 if self.peek() != Some(&Tok::RParen) {
@@ -741,6 +876,7 @@ impl Parser {
                     return self.error(&format!("',' or ')' in the call of {name}"));
                 }
                 self.pos += 1;
+                self.leave();
                 if args.len() != arity {
                     return Err(ParseError {
                         position: at,
@@ -930,5 +1066,144 @@ mod tests {
             .unwrap()
             .evaluate(&m);
         assert_eq!(v, Value::Num(1.0));
+    }
+
+    /// An expression exactly `depth` levels deep, cycling through every construct that
+    /// nests (a call, parentheses, unary minus, a call with a flat `or` chain inside).
+    fn nested(depth: usize) -> String {
+        let (mut open, mut close) = (String::new(), String::new());
+        for level in 0..depth {
+            let (o, c) = match level % 4 {
+                0 => ("not(", ")"),
+                1 => ("(", " or ${q} = 'x')"),
+                2 => ("-", ""),
+                _ => ("number(", ")"),
+            };
+            open.push_str(o);
+            close.insert_str(0, c);
+        }
+        format!("{open}${{q}}{close}")
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+        // Before MAX_DEPTH each of these overflowed the stack and aborted the process.
+        const N: usize = 100_000;
+        let cases = [
+            (
+                "parentheses",
+                format!("{}1{}", "(".repeat(N), ")".repeat(N)),
+            ),
+            (
+                "not()",
+                format!("{}true(){}", "not(".repeat(N - 1), ")".repeat(N - 1)),
+            ),
+            ("unary minus", format!("{}1", "-".repeat(N))),
+            (
+                "number()",
+                format!("{}1{}", "number(".repeat(N), ")".repeat(N)),
+            ),
+            (
+                "or inside parentheses",
+                format!(
+                    "{}${{q}} = 'x'{}",
+                    "(${q} = 'y' or ".repeat(N),
+                    ")".repeat(N)
+                ),
+            ),
+        ];
+        for (what, src) in &cases {
+            let e = Expression::parse(src).unwrap_err();
+            assert!(
+                e.message.contains(&format!("nested {N} levels deep"))
+                    && e.message.contains(&format!("expected at most {MAX_DEPTH}")),
+                "{what}: {}",
+                e.message
+            );
+            assert!(e.message.len() < 200, "{what}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn the_limit_is_exact_and_the_message_counts_like_the_parser() {
+        let m = ctx(&[("q", s("x"))]);
+        // Outermost: not((… or ${q} = 'x')) = not(true), whatever is deeper.
+        let deepest = Expression::parse(&nested(MAX_DEPTH)).unwrap();
+        assert_eq!(deepest.evaluate(&m), Value::Bool(false));
+        for depth in [MAX_DEPTH + 1, MAX_DEPTH + 2, 3 * MAX_DEPTH] {
+            let e = Expression::parse(&nested(depth)).unwrap_err();
+            assert!(
+                e.message.contains(&format!("nested {depth} levels deep")),
+                "{depth}: {e}"
+            );
+        }
+        // A binary minus opens no level: 40 subtractions in a row are flat.
+        let flat = vec!["1"; 41].join(" - ");
+        assert_eq!(
+            Expression::parse(&flat).unwrap().evaluate(&m),
+            Value::Num(-39.0)
+        );
+    }
+
+    #[test]
+    fn the_deepest_allowed_expression_fits_a_small_stack() {
+        // Parse, evaluate, clone, compare, print and drop the deepest expression allowed on
+        // a 256 KiB stack, a quarter of what a wasm module gets by default.
+        let src = nested(MAX_DEPTH);
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let m = ctx(&[("q", s("x"))]);
+                let e = Expression::parse(&src).unwrap();
+                let _ = e.evaluate(&m);
+                assert_eq!(e.clone(), e);
+                assert!(format!("{e:?}").contains("Call(Not"));
+                assert_eq!(e.references().len(), 1 + MAX_DEPTH / 4);
+                assert!(!e.uses_current());
+            })
+            .unwrap()
+            .join()
+            .expect("the deepest expression fits a 256 KiB stack");
+    }
+
+    #[test]
+    fn long_flat_chains_parse_and_evaluate() {
+        // Before chains were kept flat, these parsed into trees 10,000–100,000 levels deep
+        // whose evaluation (and drop) overflowed the stack.
+        let m = ctx(&[("q", s("x"))]);
+        let ors = format!(
+            "{} or ${{q}} = 'x'",
+            vec!["${q} = 'y'"; 10_000].join(" or ")
+        );
+        assert!(t(&ors, &m));
+        assert_eq!(Expression::parse(&ors).unwrap().references().len(), 10_001);
+        let ands = vec!["${q} = 'x'"; 10_000].join(" and ");
+        assert!(t(&ands, &m));
+        assert!(!t(&format!("{ands} and ${{q}} = 'y'"), &m));
+        let sum = vec!["1"; 100_000].join(" + ");
+        assert_eq!(
+            Expression::parse(&sum).unwrap().evaluate(&m),
+            Value::Num(100_000.0)
+        );
+        let product = vec!["2"; 1000].join(" * ");
+        assert_eq!(
+            Expression::parse(&product).unwrap().evaluate(&m),
+            Value::Num(2f64.powi(1000))
+        );
+        // (1 = 1) = 1 … compares booleans left to right: true all the way.
+        assert!(t(&vec!["1"; 10_000].join(" = "), &m));
+    }
+
+    #[test]
+    fn long_values_in_messages_are_cut() {
+        let long = "x".repeat(10_000);
+        let e = Expression::parse(&format!("'{long}' '{long}'")).unwrap_err();
+        assert!(e.message.contains("(10000 characters)"), "{e}");
+        assert!(e.message.len() < 200, "{e}");
+        let e = Expression::parse(&format!("{long}(1)")).unwrap_err();
+        assert!(
+            e.message.len() < 300 && e.message.contains("unknown function"),
+            "{e}"
+        );
     }
 }

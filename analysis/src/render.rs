@@ -11,10 +11,13 @@
 //!
 //! Floating-point results such as 0.285 are stored a hair off their decimal value, so
 //! both roundings first snap to the nearest 10⁻⁹ of the printed unit.
+//!
+//! The rules allow at most [`MAX_DECIMALS`] decimals; these functions print more as that
+//! many, so that no setting can overflow a power of ten or ask for a gigabyte of digits.
 
 use std::fmt::Write;
 
-use crate::rules::{Output, Rounding};
+use crate::rules::{Output, Rounding, MAX_DECIMALS};
 use crate::score::Report;
 
 fn snap(y: f64) -> f64 {
@@ -26,21 +29,28 @@ fn snap(y: f64) -> f64 {
     }
 }
 
-/// 四舍五入 to `decimals` places.
+/// 10^decimals, for decimals up to [`MAX_DECIMALS`].
+fn scale_of(decimals: u32) -> f64 {
+    10f64.powi(decimals.min(MAX_DECIMALS) as i32)
+}
+
+/// 四舍五入 to `decimals` places (at most [`MAX_DECIMALS`]).
 pub fn round_half_up(x: f64, decimals: u32) -> f64 {
-    let f = 10f64.powi(decimals as i32);
+    let f = scale_of(decimals);
     snap(x * f).round() / f
 }
 
-/// Cuts `x` off after `decimals` places.
+/// Cuts `x` off after `decimals` places (at most [`MAX_DECIMALS`]).
 pub fn truncate(x: f64, decimals: u32) -> f64 {
-    let f = 10f64.powi(decimals as i32);
+    let f = scale_of(decimals);
     snap(x * f).trunc() / f
 }
 
-/// Shares (fractions summing to 1) as percentages with `decimals` places that sum to
-/// exactly 100 (largest remainder). `None` when the shares do not sum to 1.
+/// Shares (fractions summing to 1) as percentages with `decimals` places (at most
+/// [`MAX_DECIMALS`]) that sum to exactly 100 (largest remainder). `None` when the shares
+/// do not sum to 1.
 pub fn largest_remainder(shares: &[f64], decimals: u32) -> Option<Vec<f64>> {
+    let decimals = decimals.min(MAX_DECIMALS);
     let total: f64 = shares.iter().sum();
     if shares.is_empty() || (total - 1.0).abs() > 1e-9 {
         return None;
@@ -61,14 +71,14 @@ pub fn largest_remainder(shares: &[f64], decimals: u32) -> Option<Vec<f64>> {
         floors[i] += 1;
         left -= 1;
     }
-    let f = 10f64.powi(decimals as i32);
+    let f = scale_of(decimals);
     Some(floors.iter().map(|u| *u as f64 / f).collect())
 }
 
 /// A rate (0..1) as a percentage string under the output settings (a single rate under
 /// largest remainder is rounded half-up).
 pub fn percent(x: f64, out: &Output) -> String {
-    let d = out.rate_decimals;
+    let d = out.rate_decimals.min(MAX_DECIMALS);
     let v = match out.rounding {
         Rounding::Truncate => truncate(x * 100.0, d),
         _ => round_half_up(x * 100.0, d),
@@ -78,7 +88,7 @@ pub fn percent(x: f64, out: &Output) -> String {
 
 /// A score under the output settings.
 pub fn number(x: f64, out: &Output) -> String {
-    let d = out.score_decimals;
+    let d = out.score_decimals.min(MAX_DECIMALS);
     let v = match out.rounding {
         Rounding::Truncate => truncate(x, d),
         _ => round_half_up(x, d),
@@ -102,7 +112,7 @@ pub fn option_percents(unit: &crate::score::UnitReport, out: &Output) -> Vec<Str
                 .iter()
                 .map(|s| {
                     s.and_then(|_| it.next())
-                        .map(|v| format!("{v:.*}", out.rate_decimals as usize))
+                        .map(|v| format!("{v:.*}", out.rate_decimals.min(MAX_DECIMALS) as usize))
                         .unwrap_or_default()
                 })
                 .collect();

@@ -14,9 +14,55 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Problem, Problems};
-use crate::form::{Form, ItemKind, Scale};
+use crate::error::{quoted, Problem, Problems};
+use crate::form::{Form, Item, ItemKind, Scale};
 use crate::stats::ConfidenceLevel;
+
+/// The range of points: an option's (`scale.points`, or the form's scale), a cap's
+/// `points_at_least` and `points_below`, and the assessment's points, bonuses and component
+/// weights. Wide enough for every published scheme (10/8/6/3/0, 100-point scales,
+/// 1000-point assessments) and narrow enough that the points of 2⁶⁴ answers, and their
+/// squares, add up to finite numbers: no score can become infinite or NaN.
+pub const POINTS: (f64, f64) = (-1e6, 1e6);
+
+/// The range of a criterion or group weight. Weights are relative (they are renormalized
+/// over what was answered), so the bound only keeps their sums finite; 0 leaves one out.
+pub const WEIGHTS: (f64, f64) = (0.0, 1e6);
+
+/// The range of `careless.too_fast` in seconds: up to a day, beyond which every ballot
+/// would be "too fast".
+pub const TOO_FAST_SECONDS: (f64, f64) = (0.0, 86_400.0);
+
+/// The most answers `trim.k` may drop from each side.
+pub const MAX_TRIM_K: u64 = 1000;
+
+/// The most decimals `output.rate_decimals` and `output.score_decimals` may ask for: a
+/// score of up to 10⁶ points times 10⁶ is still a whole number a float holds exactly, so
+/// rounding stays exact, and a rate of 10⁻⁶ % is finer than any published one.
+pub const MAX_DECIMALS: u32 = 6;
+
+/// The range of an assessment component's `max` (its values may be up to 10¹² in the CSV).
+pub const COMPONENT_MAX: (f64, f64) = (-1e18, 1e18);
+
+/// A number as a message shows it: plainly, or with an exponent when plain digits would
+/// run long (`1e308`, not 309 digits).
+fn shown(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-6..1e15).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Whether a sum of weights is above 0 (NaN is not).
+fn positive(sum: f64) -> bool {
+    sum > 0.0
+}
+
+/// Whether `x` lies in `range`, ends included (NaN never does).
+fn in_range(x: f64, range: (f64, f64)) -> bool {
+    x >= range.0 && x <= range.1
+}
 
 /// A rules file, as written. Every section is optional.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -555,7 +601,7 @@ impl Share {
     /// Reads `0.3`, `30%` is not accepted; `"2/3"` is.
     pub fn parse(text: &str) -> Result<Share, String> {
         let bad = || {
-            format!("{text:?} is not a share, expected a number from 0 to 1 such as 0.3, or a fraction such as \"1/3\"")
+            format!("{} is not a share, expected a number from 0 to 1 such as 0.3, or a fraction such as \"1/3\"", quoted(text))
         };
         let text = text.trim();
         let share = if let Some((a, b)) = text.split_once('/') {
@@ -574,10 +620,12 @@ impl Share {
             } else {
                 frac.parse().map_err(|_| bad())?
             };
-            Share {
-                num: int * den + f,
-                den,
-            }
+            // A huge whole part must not wrap around into a small share.
+            let num = int
+                .checked_mul(den)
+                .and_then(|n| n.checked_add(f))
+                .ok_or_else(bad)?;
+            Share { num, den }
         };
         if share.den == 0 || share.num > share.den {
             return Err(bad());
@@ -717,15 +765,7 @@ impl Checker {
     fn codes(&mut self, path: &str, codes: &[String], scale: &Scale) {
         for (i, code) in codes.iter().enumerate() {
             if scale.option(code).is_none() {
-                let known: Vec<&str> = scale.options.iter().map(|o| o.code.as_str()).collect();
-                self.bad(
-                    format!("{path}[{i}]"),
-                    format!(
-                        "{code:?} is not an option of scale {:?}, expected one of: {}",
-                        scale.id,
-                        known.join(", ")
-                    ),
-                );
+                self.not_an_option(format!("{path}[{i}]"), code, scale);
             }
         }
     }
@@ -743,7 +783,8 @@ impl Checker {
                     self.bad(
                         path,
                         format!(
-                            "{c:?} is not a criterion of the grid, expected one of: {}",
+                            "{} is not a criterion of the grid, expected one of: {}",
+                            quoted(c),
                             criteria.join(", ")
                         ),
                     );
@@ -765,9 +806,51 @@ impl Checker {
     }
 
     fn weight(&mut self, path: String, w: f64) {
-        if !(w.is_finite() && w >= 0.0) {
-            self.bad(path, format!("{w} is not a weight, expected a number ≥ 0"));
+        self.number(path, w, WEIGHTS, "a weight");
+    }
+
+    /// A number setting within its documented range (NaN and infinities never are).
+    fn number(&mut self, path: impl Into<String>, x: f64, range: (f64, f64), what: &str) {
+        if !in_range(x, range) {
+            self.bad(
+                path,
+                format!(
+                    "{} is not {what}, expected a number from {} to {}",
+                    shown(x),
+                    shown(range.0),
+                    shown(range.1)
+                ),
+            );
         }
+    }
+
+    fn not_an_option(&mut self, path: String, code: &str, scale: &Scale) {
+        let known: Vec<&str> = scale.options.iter().map(|o| o.code.as_str()).collect();
+        self.bad(
+            path,
+            format!(
+                "{} is not an option of scale {:?}, expected one of: {}",
+                quoted(code),
+                scale.id,
+                known.join(", ")
+            ),
+        );
+    }
+
+    /// The index of respondent group `id`, or a problem at `path`.
+    fn group(&mut self, path: String, id: &str, group_ids: &[String]) -> Option<usize> {
+        let i = group_ids.iter().position(|g| g == id);
+        if i.is_none() {
+            self.bad(
+                path,
+                format!(
+                    "{} is not a respondent group of the form, expected one of: {}",
+                    quoted(id),
+                    group_ids.join(", ")
+                ),
+            );
+        }
+        i
     }
 
     fn bands(&mut self, path: &str, bands: &[Band]) {
@@ -780,14 +863,18 @@ impl Checker {
                     format!("{path}[{}].min", i + 1),
                     format!(
                         "{} is not below the band before it ({}), expected bands from the highest down",
-                        w[1].min, w[0].min
+                        shown(w[1].min),
+                        shown(w[0].min)
                     ),
                 );
             }
         }
         for (i, b) in bands.iter().enumerate() {
             if !b.min.is_finite() {
-                self.bad(format!("{path}[{i}].min"), "expected a finite number");
+                self.bad(
+                    format!("{path}[{i}].min"),
+                    format!("{} is not a score line, expected a finite number", b.min),
+                );
             }
         }
     }
@@ -841,286 +928,28 @@ impl Checker {
     }
 
     fn resolve(&mut self, rules: Rules, form: &Form) -> Option<Resolved> {
-        let grids: Vec<_> = form
-            .items()
-            .filter(|i| matches!(i.kind, ItemKind::Appraisal { .. }))
-            .collect();
-        let item = match &rules.item {
-            Some(id) => match grids.iter().find(|i| &i.id == id) {
-                Some(i) => *i,
-                None => {
-                    let ids: Vec<&str> = grids.iter().map(|i| i.id.as_str()).collect();
-                    self.bad(
-                        "item",
-                        format!(
-                            "{id:?} is not an appraisal item of form {:?}, expected one of: {}",
-                            form.id,
-                            ids.join(", ")
-                        ),
-                    );
-                    return None;
-                }
-            },
-            None => match grids.as_slice() {
-                [one] => *one,
-                [] => {
-                    self.bad(
-                        "item",
-                        format!("form {:?} has no appraisal item to score", form.id),
-                    );
-                    return None;
-                }
-                many => {
-                    let ids: Vec<&str> = many.iter().map(|i| i.id.as_str()).collect();
-                    self.bad(
-                        "item",
-                        format!(
-                            "is missing and the form has several appraisal items, expected one of: {}",
-                            ids.join(", ")
-                        ),
-                    );
-                    return None;
-                }
-            },
-        };
+        let (item, scale) = self.grid(&rules, form)?;
         let ItemKind::Appraisal {
-            scale,
-            units,
-            criteria,
+            units, criteria, ..
         } = &item.kind
         else {
             return None;
         };
-        let scale = form.scale(scale)?;
-        if criteria.len() > 31 || scale.options.len() > 254 {
-            self.bad(
-                "item",
-                format!(
-                    "grid {:?} has {} criteria and {} options, expected at most 31 criteria and 254 options",
-                    item.id,
-                    criteria.len(),
-                    scale.options.len()
-                ),
-            );
-            return None;
-        }
         let crit_ids: Vec<String> = criteria.iter().map(|c| c.id.clone()).collect();
-
-        // Options.
-        let s = &rules.scale;
-        for (code, p) in &s.points {
-            if scale.option(code).is_none() {
-                let known: Vec<&str> = scale.options.iter().map(|o| o.code.as_str()).collect();
-                self.bad(
-                    format!("scale.points.{code}"),
-                    format!(
-                        "{code:?} is not an option of scale {:?}, expected one of: {}",
-                        scale.id,
-                        known.join(", ")
-                    ),
-                );
-            }
-            if !p.is_finite() {
-                self.bad(format!("scale.points.{code}"), "expected a finite number");
-            }
-        }
-        if let Some(v) = &s.satisfied {
-            self.codes("scale.satisfied", v, scale);
-        }
-        if let Some(v) = &s.not_counted {
-            self.codes("scale.not_counted", v, scale);
-        }
-        let mut options = Vec::new();
-        for o in &scale.options {
-            let counted = match &s.not_counted {
-                Some(list) => !list.contains(&o.code),
-                None => o.counted,
-            };
-            let satisfied = match &s.satisfied {
-                Some(list) => list.contains(&o.code),
-                None => o.satisfied,
-            };
-            let points = s.points.get(&o.code).copied().or(o.score);
-            if counted && points.is_none() {
-                self.bad(
-                    format!("scale.points.{}", o.code),
-                    format!(
-                        "option {:?} is counted but has no points in the form's scale, expected its points here",
-                        o.code
-                    ),
-                );
-            }
-            options.push(OptionRule {
-                code: o.code.clone(),
-                points: points.unwrap_or(0.0),
-                satisfied: satisfied && counted,
-                counted,
-            });
-        }
-        let missing = match &s.missing {
-            None => None,
-            Some(code) => match options.iter().position(|o| &o.code == code) {
-                Some(i) => Some(i),
-                None => {
-                    self.bad(
-                        "scale.missing",
-                        format!(
-                            "{code:?} is not an option of scale {:?}, expected an option code",
-                            scale.id
-                        ),
-                    );
-                    None
-                }
-            },
-        };
-
-        // Validity caps.
-        for (i, cap) in rules.validity.caps.iter().enumerate() {
-            let path = format!("validity.caps[{i}]");
-            self.criterion(&format!("{path}.criterion"), &cap.criterion, &crit_ids);
-            self.codes(&format!("{path}.options"), &cap.options, scale);
-            let selectors = usize::from(!cap.options.is_empty())
-                + usize::from(cap.points_at_least.is_some())
-                + usize::from(cap.points_below.is_some());
-            if selectors != 1 {
-                self.bad(
-                    &path,
-                    "expected exactly one of `options`, `points_at_least`, `points_below`",
-                );
-            }
-            if cap.at_most.is_none() && cap.at_most_share.is_none() && cap.at_least.is_none() {
-                self.bad(
-                    &path,
-                    "sets no limit, expected `at_most`, `at_most_share` or `at_least`",
-                );
-            }
-        }
-
-        // Careless.
-        if let TooFast::Seconds(s) = rules.careless.too_fast {
-            if !(s.is_finite() && s >= 0.0) {
-                self.bad(
-                    "careless.too_fast",
-                    format!("{s} is not a number of seconds, expected \"half_median\", \"off\" or seconds ≥ 0"),
-                );
-            }
-        }
-
-        // Trim.
-        if let Some(t) = &rules.trim {
-            match (t.k, t.fraction) {
-                (Some(_), None) => {}
-                (None, Some(f)) if (0.0..0.5).contains(&f) => {}
-                (None, Some(f)) => self.bad(
-                    "trim.fraction",
-                    format!("{f} is not a fraction to trim from each side, expected 0 ≤ f < 0.5"),
-                ),
-                _ => self.bad("trim", "expected exactly one of `k` and `fraction`"),
-            }
-        }
-
-        // Weights.
-        let mut criterion_weights: Vec<f64> = criteria.iter().map(|c| c.weight).collect();
-        for (id, w) in &rules.criteria {
-            self.weight(format!("criteria.{id}"), *w);
-            match crit_ids.iter().position(|c| c == id) {
-                Some(i) => criterion_weights[i] = *w,
-                None => self.bad(
-                    format!("criteria.{id}"),
-                    format!(
-                        "{id:?} is not a criterion of the grid, expected one of: {}",
-                        crit_ids.join(", ")
-                    ),
-                ),
-            }
-        }
-        if criterion_weights.iter().sum::<f64>() <= 0.0 {
-            self.bad(
-                "criteria",
-                "the criterion weights add up to 0, expected a positive sum",
-            );
-        }
         let group_ids: Vec<String> = form.groups.iter().map(|g| g.id.clone()).collect();
-        let group_known = |c: &mut Checker, path: String, id: &str| -> Option<usize> {
-            let i = group_ids.iter().position(|g| g == id);
-            if i.is_none() {
-                c.bad(
-                    path,
-                    format!(
-                        "{id:?} is not a respondent group of the form, expected one of: {}",
-                        group_ids.join(", ")
-                    ),
-                );
-            }
-            i
-        };
-        let mut group_weights = if rules.groups.is_empty() {
-            vec![1.0; group_ids.len()]
-        } else {
-            vec![0.0; group_ids.len()]
-        };
-        for (id, w) in &rules.groups {
-            self.weight(format!("groups.{id}"), *w);
-            if let Some(i) = group_known(self, format!("groups.{id}"), id) {
-                group_weights[i] = *w;
-            }
-        }
-        for id in rules.denominator.groups.keys() {
-            group_known(self, format!("denominator.groups.{id}"), id);
-        }
-        if rules.denominator.basis != Basis::Votes {
-            for (g, id) in group_ids.iter().enumerate() {
-                let hc = rules.denominator.groups.get(id);
-                let has = match rules.denominator.basis {
-                    Basis::Votes | Basis::Returned => true,
-                    Basis::Issued => hc.and_then(|h| h.issued).is_some(),
-                    Basis::Present => hc.and_then(|h| h.present).is_some(),
-                    Basis::Members => hc.and_then(|h| h.members).is_some(),
-                };
-                if !has && group_weights[g] > 0.0 {
-                    self.bad(
-                        format!("denominator.groups.{id}"),
-                        format!(
-                            "has no {:?} count, expected one for the basis {:?} (or give group {id:?} weight 0)",
-                            format!("{:?}", rules.denominator.basis).to_lowercase(),
-                            format!("{:?}", rules.denominator.basis).to_lowercase()
-                        ),
-                    );
-                }
-            }
-        }
-
-        // Rates.
-        let rate_criteria = match &rules.rates.criteria {
-            None => (0..crit_ids.len()).collect(),
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| {
-                    self.criterion(&format!("rates.criteria[{i}]"), &Some(c.clone()), &crit_ids)
-                })
-                .collect(),
-        };
-        let rate_groups = match &rules.rates.groups {
-            None => (0..group_ids.len()).collect(),
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .filter_map(|(i, g)| group_known(self, format!("rates.groups[{i}]"), g))
-                .collect(),
-        };
-
+        let options = self.options(&rules.scale, scale);
+        let missing = self.missing_option(&rules.scale, scale, &options);
+        self.caps(&rules.validity, &crit_ids, scale);
+        self.careless(&rules.careless);
+        self.trim(rules.trim.as_ref());
+        let form_weights: Vec<f64> = criteria.iter().map(|c| c.weight).collect();
+        let criterion_weights = self.criterion_weights(&rules.criteria, &crit_ids, form_weights);
+        let group_weights = self.group_weights(&rules.groups, &group_ids);
+        self.denominator(&rules.denominator, &group_ids, &group_weights);
+        let (rate_criteria, rate_groups) = self.rate_pools(&rules.rates, &crit_ids, &group_ids);
         self.grading("grading", &rules.grading, &crit_ids, scale);
-        if let Some(n) = &rules.naming {
-            if let Some(g) = &n.bottom_not_grade {
-                if grades_of(&rules.grading).iter().all(|x| x != g) {
-                    self.bad(
-                        "naming.bottom_not_grade",
-                        format!("{g:?} is not a grade of [grading], expected one of its grades"),
-                    );
-                }
-            }
-        }
+        self.naming(rules.naming.as_ref(), &rules.grading);
+        self.output(&rules.output);
         if let Some(a) = &rules.assessment {
             self.assessment(a, scale);
         }
@@ -1139,53 +968,419 @@ impl Checker {
         })
     }
 
-    fn assessment(&mut self, a: &Assessment, scale: &Scale) {
-        match &a.appraisal {
-            AppraisalPoints::Lookup {
-                measure,
-                options,
-                table,
-                overrides,
-            } => {
-                if *measure == Measure::Share && options.is_empty() {
+    /// The appraisal item the rules score, and its scale.
+    fn grid<'f>(&mut self, rules: &Rules, form: &'f Form) -> Option<(&'f Item, &'f Scale)> {
+        let grids: Vec<&Item> = form
+            .items()
+            .filter(|i| matches!(i.kind, ItemKind::Appraisal { .. }))
+            .collect();
+        let ids = |list: &[&Item]| -> String {
+            list.iter()
+                .map(|i| i.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let item = match (&rules.item, grids.as_slice()) {
+            (Some(id), _) => match grids.iter().find(|i| &i.id == id) {
+                Some(i) => *i,
+                None => {
                     self.bad(
-                        "assessment.appraisal.options",
-                        "is empty, expected the option codes whose share is looked up",
+                        "item",
+                        format!(
+                            "{} is not an appraisal item of form {:?}, expected one of: {}",
+                            quoted(id),
+                            form.id,
+                            ids(&grids)
+                        ),
                     );
+                    return None;
                 }
-                self.codes("assessment.appraisal.options", options, scale);
-                if table.is_empty() {
-                    self.bad("assessment.appraisal.table", "is empty, expected rows");
-                }
-                for (i, o) in overrides.iter().enumerate() {
-                    self.codes(
-                        &format!("assessment.appraisal.overrides[{i}].options"),
-                        &o.options,
-                        scale,
-                    );
-                }
+            },
+            (None, [one]) => *one,
+            (None, []) => {
+                self.bad(
+                    "item",
+                    format!("form {:?} has no appraisal item to score", form.id),
+                );
+                return None;
             }
-            AppraisalPoints::Relative { points } => {
-                self.weight("assessment.appraisal.points".into(), *points)
+            (None, many) => {
+                self.bad(
+                    "item",
+                    format!(
+                        "is missing and the form has several appraisal items, expected one of: {}",
+                        ids(many)
+                    ),
+                );
+                return None;
             }
-            AppraisalPoints::Rank { points, step } => {
-                self.weight("assessment.appraisal.points".into(), *points);
-                if !(0.0..1.0).contains(step) {
+        };
+        let ItemKind::Appraisal {
+            scale, criteria, ..
+        } = &item.kind
+        else {
+            return None;
+        };
+        let scale = form.scale(scale)?;
+        if criteria.len() > 31 || scale.options.len() > 254 {
+            self.bad(
+                "item",
+                format!(
+                    "grid {:?} has {} criteria and {} options, expected at most 31 criteria and 254 options",
+                    item.id,
+                    criteria.len(),
+                    scale.options.len()
+                ),
+            );
+            return None;
+        }
+        Some((item, scale))
+    }
+
+    /// Every option of the scale with its points and classes under `[scale]`.
+    fn options(&mut self, s: &ScaleRules, scale: &Scale) -> Vec<OptionRule> {
+        for (code, p) in &s.points {
+            let path = format!("scale.points.{code}");
+            if scale.option(code).is_none() {
+                self.not_an_option(path.clone(), code, scale);
+            }
+            self.number(path, *p, POINTS, "points");
+        }
+        if let Some(v) = &s.satisfied {
+            self.codes("scale.satisfied", v, scale);
+        }
+        if let Some(v) = &s.not_counted {
+            self.codes("scale.not_counted", v, scale);
+        }
+        let mut options = Vec::new();
+        for o in &scale.options {
+            let counted = match &s.not_counted {
+                Some(list) => !list.contains(&o.code),
+                None => o.counted,
+            };
+            let satisfied = match &s.satisfied {
+                Some(list) => list.contains(&o.code),
+                None => o.satisfied,
+            };
+            let points = s.points.get(&o.code).copied().or(o.score);
+            let path = format!("scale.points.{}", o.code);
+            match points {
+                None if counted => self.bad(
+                    path,
+                    format!(
+                        "option {:?} is counted but has no points in the form's scale, expected its points here",
+                        o.code
+                    ),
+                ),
+                // Points that come from the form are held to the same range as points set here.
+                Some(p) if !s.points.contains_key(&o.code) && !in_range(p, POINTS) => self.bad(
+                    path,
+                    format!(
+                        "the form's scale {:?} gives option {:?} {} points, expected points from {} to {} (set them here)",
+                        scale.id, o.code, shown(p), shown(POINTS.0), shown(POINTS.1)
+                    ),
+                ),
+                _ => {}
+            }
+            options.push(OptionRule {
+                code: o.code.clone(),
+                points: points.unwrap_or(0.0),
+                satisfied: satisfied && counted,
+                counted,
+            });
+        }
+        options
+    }
+
+    /// The option an empty cell counts as (`scale.missing`).
+    fn missing_option(
+        &mut self,
+        s: &ScaleRules,
+        scale: &Scale,
+        options: &[OptionRule],
+    ) -> Option<usize> {
+        let code = s.missing.as_ref()?;
+        let found = options.iter().position(|o| &o.code == code);
+        if found.is_none() {
+            self.bad(
+                "scale.missing",
+                format!(
+                    "{} is not an option of scale {:?}, expected an option code",
+                    quoted(code),
+                    scale.id
+                ),
+            );
+        }
+        found
+    }
+
+    fn caps(&mut self, validity: &Validity, crit_ids: &[String], scale: &Scale) {
+        for (i, cap) in validity.caps.iter().enumerate() {
+            let path = format!("validity.caps[{i}]");
+            self.criterion(&format!("{path}.criterion"), &cap.criterion, crit_ids);
+            self.codes(&format!("{path}.options"), &cap.options, scale);
+            let selectors = usize::from(!cap.options.is_empty())
+                + usize::from(cap.points_at_least.is_some())
+                + usize::from(cap.points_below.is_some());
+            if selectors != 1 {
+                self.bad(
+                    &path,
+                    "expected exactly one of `options`, `points_at_least`, `points_below`",
+                );
+            }
+            if let Some(p) = cap.points_at_least {
+                self.number(format!("{path}.points_at_least"), p, POINTS, "points");
+            }
+            if let Some(p) = cap.points_below {
+                self.number(format!("{path}.points_below"), p, POINTS, "points");
+            }
+            if cap.at_most.is_none() && cap.at_most_share.is_none() && cap.at_least.is_none() {
+                self.bad(
+                    &path,
+                    "sets no limit, expected `at_most`, `at_most_share` or `at_least`",
+                );
+            }
+            if let (Some(least), Some(most)) = (cap.at_least, cap.at_most) {
+                if least > most {
                     self.bad(
-                        "assessment.appraisal.step",
-                        format!("{step} is not a step, expected a fraction such as 0.02"),
+                        format!("{path}.at_least"),
+                        format!("{least} is above at_most ({most}), so every ballot would be invalid; expected at_least ≤ at_most"),
                     );
                 }
             }
         }
+    }
+
+    fn careless(&mut self, careless: &Careless) {
+        if let TooFast::Seconds(s) = careless.too_fast {
+            if !(TOO_FAST_SECONDS.0..=TOO_FAST_SECONDS.1).contains(&s) {
+                self.bad(
+                    "careless.too_fast",
+                    format!(
+                        "{} is not a number of seconds, expected \"half_median\", \"off\" or seconds from {} to {}",
+                        shown(s), TOO_FAST_SECONDS.0, TOO_FAST_SECONDS.1
+                    ),
+                );
+            }
+        }
+    }
+
+    fn trim(&mut self, trim: Option<&Trim>) {
+        let Some(t) = trim else {
+            return;
+        };
+        match (t.k, t.fraction) {
+            (Some(k), None) if k <= MAX_TRIM_K => {}
+            (Some(k), None) => self.bad(
+                "trim.k",
+                format!("{k} answers from each side is not a trim, expected a whole number from 0 to {MAX_TRIM_K}"),
+            ),
+            (None, Some(f)) if (0.0..0.5).contains(&f) => {}
+            (None, Some(f)) => self.bad(
+                "trim.fraction",
+                format!(
+                    "{} is not a fraction to trim from each side, expected 0 ≤ f < 0.5",
+                    shown(f)
+                ),
+            ),
+            _ => self.bad("trim", "expected exactly one of `k` and `fraction`"),
+        }
+    }
+
+    /// The form's criterion weights with `[criteria]` applied.
+    fn criterion_weights(
+        &mut self,
+        given: &BTreeMap<String, f64>,
+        crit_ids: &[String],
+        mut weights: Vec<f64>,
+    ) -> Vec<f64> {
+        for (id, w) in crit_ids.iter().zip(&weights) {
+            if !given.contains_key(id) && !in_range(*w, WEIGHTS) {
+                self.bad(
+                    format!("criteria.{id}"),
+                    format!(
+                        "the form gives criterion {id:?} weight {}, expected a weight from {} to {} (set it here)",
+                        shown(*w), shown(WEIGHTS.0), shown(WEIGHTS.1)
+                    ),
+                );
+            }
+        }
+        for (id, w) in given {
+            self.weight(format!("criteria.{id}"), *w);
+            match crit_ids.iter().position(|c| c == id) {
+                Some(i) => weights[i] = *w,
+                None => self.bad(
+                    format!("criteria.{id}"),
+                    format!(
+                        "{} is not a criterion of the grid, expected one of: {}",
+                        quoted(id),
+                        crit_ids.join(", ")
+                    ),
+                ),
+            }
+        }
+        if !positive(weights.iter().sum()) {
+            self.bad(
+                "criteria",
+                "the criterion weights add up to 0, expected a positive sum",
+            );
+        }
+        weights
+    }
+
+    /// `[groups]`: all equal when left out.
+    fn group_weights(&mut self, given: &BTreeMap<String, f64>, group_ids: &[String]) -> Vec<f64> {
+        if given.is_empty() {
+            return vec![1.0; group_ids.len()];
+        }
+        let mut weights = vec![0.0; group_ids.len()];
+        let mut all_known = true;
+        for (id, w) in given {
+            self.weight(format!("groups.{id}"), *w);
+            match self.group(format!("groups.{id}"), id, group_ids) {
+                Some(i) => weights[i] = *w,
+                None => all_known = false,
+            }
+        }
+        // An unknown group is problem enough; a zero sum of known ones is another.
+        if all_known && !positive(weights.iter().sum()) {
+            self.bad(
+                "groups",
+                "the group weights add up to 0, expected a positive sum",
+            );
+        }
+        weights
+    }
+
+    /// `[denominator]`: every group that counts has the head count the basis needs.
+    fn denominator(&mut self, d: &Denominator, group_ids: &[String], group_weights: &[f64]) {
+        for id in d.groups.keys() {
+            self.group(format!("denominator.groups.{id}"), id, group_ids);
+        }
+        if d.basis == Basis::Votes {
+            return;
+        }
+        let basis = format!("{:?}", d.basis).to_lowercase();
+        for (g, id) in group_ids.iter().enumerate() {
+            let hc = d.groups.get(id);
+            let has = match d.basis {
+                Basis::Votes | Basis::Returned => true,
+                Basis::Issued => hc.and_then(|h| h.issued).is_some(),
+                Basis::Present => hc.and_then(|h| h.present).is_some(),
+                Basis::Members => hc.and_then(|h| h.members).is_some(),
+            };
+            if !has && group_weights[g] > 0.0 {
+                self.bad(
+                    format!("denominator.groups.{id}"),
+                    format!(
+                        "has no {basis:?} count, expected one for the basis {basis:?} (or give group {id:?} weight 0)"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The criteria and groups (indexes) that rates pool.
+    fn rate_pools(
+        &mut self,
+        rates: &Rates,
+        crit_ids: &[String],
+        group_ids: &[String],
+    ) -> (Vec<usize>, Vec<usize>) {
+        let criteria = match &rates.criteria {
+            None => (0..crit_ids.len()).collect(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    self.criterion(&format!("rates.criteria[{i}]"), &Some(c.clone()), crit_ids)
+                })
+                .collect(),
+        };
+        let groups = match &rates.groups {
+            None => (0..group_ids.len()).collect(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, g)| self.group(format!("rates.groups[{i}]"), g, group_ids))
+                .collect(),
+        };
+        (criteria, groups)
+    }
+
+    fn naming(&mut self, naming: Option<&Naming>, grading: &Grading) {
+        let Some(n) = naming else {
+            return;
+        };
+        if let Some(line) = n.bottom_below {
+            if !line.is_finite() {
+                self.bad(
+                    "naming.bottom_below",
+                    format!(
+                        "{} is not a score line, expected a finite number",
+                        shown(line)
+                    ),
+                );
+            }
+        }
+        if let Some(g) = &n.bottom_not_grade {
+            if grades_of(grading).iter().all(|x| x != g) {
+                self.bad(
+                    "naming.bottom_not_grade",
+                    format!(
+                        "{} is not a grade of [grading], expected one of its grades",
+                        quoted(g)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn output(&mut self, out: &Output) {
+        for (path, d) in [
+            ("output.rate_decimals", out.rate_decimals),
+            ("output.score_decimals", out.score_decimals),
+        ] {
+            if d > MAX_DECIMALS {
+                self.bad(
+                    path,
+                    format!("{d} is too many decimals, expected a whole number from 0 to {MAX_DECIMALS}"),
+                );
+            }
+        }
+    }
+
+    fn assessment(&mut self, a: &Assessment, scale: &Scale) {
+        self.appraisal_points(&a.appraisal, scale);
         for (k, p) in &a.deductions {
-            self.weight(format!("assessment.deductions.{k}"), *p);
+            self.number(
+                format!("assessment.deductions.{k}"),
+                *p,
+                (0.0, POINTS.1),
+                "points per notice",
+            );
+        }
+        if let Some(cap) = a.deduction_cap {
+            self.number(
+                "assessment.deduction_cap",
+                cap,
+                (0.0, POINTS.1),
+                "a cap on deductions",
+            );
         }
         for (k, c) in &a.components {
-            if !c.weight.is_finite() {
-                self.bad(
-                    format!("assessment.components.{k}.weight"),
-                    "expected a finite number",
+            self.number(
+                format!("assessment.components.{k}.weight"),
+                c.weight,
+                POINTS,
+                "a weight",
+            );
+            if let Some(max) = c.max {
+                self.number(
+                    format!("assessment.components.{k}.max"),
+                    max,
+                    COMPONENT_MAX,
+                    "a cap",
                 );
             }
         }
@@ -1196,6 +1391,16 @@ impl Checker {
                     "is 0, expected how many were ranked",
                 );
             }
+            for (side, list) in [("top", &rb.top), ("bottom", &rb.bottom)] {
+                for (i, p) in list.iter().enumerate() {
+                    self.number(
+                        format!("assessment.rank_bonus.{side}[{i}]"),
+                        *p,
+                        POINTS,
+                        "points",
+                    );
+                }
+            }
         }
         match &a.grading {
             Grading::Majority { .. } => self.bad(
@@ -1203,6 +1408,69 @@ impl Checker {
                 "\"majority\" grades votes, not totals, expected \"bands\", \"quota\" or \"none\"",
             ),
             g => self.grading("assessment.grading", g, &[], scale),
+        }
+    }
+
+    fn appraisal_points(&mut self, how: &AppraisalPoints, scale: &Scale) {
+        const PATH: &str = "assessment.appraisal";
+        match how {
+            AppraisalPoints::Lookup {
+                measure,
+                options,
+                table,
+                overrides,
+            } => {
+                if *measure == Measure::Share && options.is_empty() {
+                    self.bad(
+                        format!("{PATH}.options"),
+                        "is empty, expected the option codes whose share is looked up",
+                    );
+                }
+                self.codes(&format!("{PATH}.options"), options, scale);
+                if table.is_empty() {
+                    self.bad(format!("{PATH}.table"), "is empty, expected rows");
+                }
+                for (i, row) in table.iter().enumerate() {
+                    if !row.min.is_finite() {
+                        self.bad(
+                            format!("{PATH}.table[{i}].min"),
+                            format!(
+                                "{} is not a threshold, expected a finite number",
+                                shown(row.min)
+                            ),
+                        );
+                    }
+                    self.number(
+                        format!("{PATH}.table[{i}].points"),
+                        row.points,
+                        POINTS,
+                        "points",
+                    );
+                }
+                for (i, o) in overrides.iter().enumerate() {
+                    let path = format!("{PATH}.overrides[{i}]");
+                    self.codes(&format!("{path}.options"), &o.options, scale);
+                    self.number(format!("{path}.points"), o.points, POINTS, "points");
+                    if let Some(p) = o.when_points {
+                        self.number(format!("{path}.when_points"), p, POINTS, "points");
+                    }
+                }
+            }
+            AppraisalPoints::Relative { points } => {
+                self.number(format!("{PATH}.points"), *points, (0.0, POINTS.1), "points")
+            }
+            AppraisalPoints::Rank { points, step } => {
+                self.number(format!("{PATH}.points"), *points, (0.0, POINTS.1), "points");
+                if !(0.0..1.0).contains(step) {
+                    self.bad(
+                        format!("{PATH}.step"),
+                        format!(
+                            "{} is not a step, expected a fraction from 0 to below 1 such as 0.02",
+                            shown(*step)
+                        ),
+                    );
+                }
+            }
         }
     }
 }
@@ -1332,5 +1600,129 @@ fraction = 0.1
         assert!(Share::parse("1.5").is_err());
         assert!(Share::parse("abc").is_err());
         assert!(Share::parse("1/0").is_err());
+    }
+
+    #[test]
+    fn every_number_setting_outside_its_range_is_refused_with_path_value_and_range() {
+        // Each of these was accepted before ranges were checked: they turned scores into
+        // inf or NaN that were still ranked, or made printing panic or hang.
+        let e = check(
+            r#"
+[scale]
+points = { "5" = 1e308, "4" = inf, "3" = nan }
+[[validity.caps]]
+criterion = "overall"
+points_at_least = nan
+at_least = 5
+at_most = 2
+[careless]
+too_fast = 1e300
+[trim]
+k = 9223372036854775807
+[criteria]
+overall = 1e308
+attitude = -0.5
+[groups]
+public = nan
+[grading]
+method = "bands"
+bands = [ { grade = "A", min = nan }, { grade = "B", min = 0 } ]
+[naming]
+bottom = 1
+bottom_below = nan
+[output]
+rate_decimals = 4294967295
+score_decimals = 7
+"#,
+        )
+        .unwrap_err();
+        let expected = [
+            "scale.points.5: 1e308 is not points, expected a number from -1000000 to 1000000",
+            "scale.points.4: inf is not points",
+            "scale.points.3: NaN is not points",
+            "validity.caps[0].points_at_least: NaN is not points",
+            "validity.caps[0].at_least: 5 is above at_most (2)",
+            "careless.too_fast: 1e300 is not a number of seconds, expected \"half_median\", \"off\" or seconds from 0 to 86400",
+            "trim.k: 9223372036854775807 answers from each side is not a trim, expected a whole number from 0 to 1000",
+            "criteria.overall: 1e308 is not a weight, expected a number from 0 to 1000000",
+            "criteria.attitude: -0.5 is not a weight",
+            "groups.public: NaN is not a weight",
+            "groups: the group weights add up to 0",
+            "grading.bands[0].min: NaN is not a score line, expected a finite number",
+            "naming.bottom_below: NaN is not a score line, expected a finite number",
+            "output.rate_decimals: 4294967295 is too many decimals, expected a whole number from 0 to 6",
+            "output.score_decimals: 7 is too many decimals",
+        ];
+        for want in expected {
+            assert!(
+                e.iter().any(|m| m.starts_with(want)),
+                "missing {want:?} in {e:#?}"
+            );
+        }
+        // The edges of each range are accepted; -0 is a weight of 0.
+        check(
+            r#"
+[scale]
+points = { "5" = 1e6, "4" = -1e6, "3" = -0.0 }
+[careless]
+too_fast = 86400
+[trim]
+k = 1000
+[criteria]
+overall = 1e6
+attitude = -0.0
+[output]
+rate_decimals = 6
+score_decimals = 0
+"#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn assessment_numbers_are_checked_too() {
+        let e = check(
+            r#"
+[assessment]
+deduction_cap = nan
+[assessment.appraisal]
+method = "lookup"
+measure = "score"
+table = [ { min = nan, points = 1e300 } ]
+overrides = [ { options = ["1"], share_at_least = "1/3", points = inf } ]
+[assessment.components]
+key_work = { weight = 1e300, max = nan }
+[assessment.deductions]
+"督办" = -1
+[assessment.rank_bonus]
+component = "rank"
+field = 5
+top = [ inf ]
+"#,
+        )
+        .unwrap_err();
+        for want in [
+            "assessment.deduction_cap: NaN is not a cap on deductions",
+            "assessment.appraisal.table[0].min: NaN is not a threshold",
+            "assessment.appraisal.table[0].points: 1e300 is not points",
+            "assessment.appraisal.overrides[0].points: inf is not points",
+            "assessment.components.key_work.weight: 1e300 is not a weight",
+            "assessment.components.key_work.max: NaN is not a cap",
+            "assessment.deductions.督办: -1 is not points per notice, expected a number from 0 to 1000000",
+            "assessment.rank_bonus.top[0]: inf is not points",
+        ] {
+            assert!(e.iter().any(|m| m.starts_with(want)), "missing {want:?} in {e:#?}");
+        }
+    }
+
+    #[test]
+    fn a_share_too_large_to_hold_is_refused_not_wrapped() {
+        // 1844674407370955162 × 10 wraps around u64 to 4: this was read as the share 4/10.
+        let e = Share::parse("1844674407370955162.0").unwrap_err();
+        assert!(e.contains("is not a share"), "{e}");
+        assert!(Share::parse("18446744073709551615.5").is_err());
+        assert!(Share::parse("-0").is_err());
+        let e = check("[[validity.caps]]\ncriterion = \"overall\"\noptions = [\"5\"]\nat_most_share = \"1844674407370955162.0\"\n").unwrap_err();
+        assert!(e.iter().any(|m| m.contains("is not a share")), "{e:?}");
     }
 }

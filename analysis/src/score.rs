@@ -35,10 +35,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{tri, Aggregate, PatternMoments};
+use crate::aggregate::{tri, Accounting, Aggregate, PatternMoments};
 use crate::careless;
 use crate::form::Form;
-use crate::rules::{grades_of, Basis, Grading, Missing, Resolved, TooFast, TooFastName, Within};
+use crate::rules::{
+    grades_of, Basis, Grading, HeadCounts, Missing, Resolved, TooFast, TooFastName, Within,
+};
 use crate::stats::{self, ConfidenceLevel, Estimate, Interval, Method};
 
 /// 选票统计 as printed: what happened to every ballot row read.
@@ -393,8 +395,9 @@ fn combine_criteria(
                     Some(cov.unwrap_or(0.0) * nij as f64 / (stats[i].n as f64 * stats[j].n as f64))
                 };
                 var = match (var, term) {
+                    // Normalized one at a time: the square of a tiny total would underflow.
                     (Some(v), Some(t)) => {
-                        Some(v + weights[i] * weights[j] / (w_total * w_total) * t)
+                        Some(v + weights[i] / w_total * (weights[j] / w_total) * t)
                     }
                     _ => None,
                 };
@@ -444,51 +447,155 @@ fn interval_of(c: &Combined, level: ConfidenceLevel, range: (f64, f64)) -> Optio
         .map(|i| clamp([i.lower, i.upper], range))
 }
 
-/// Scores an aggregate under the rules. Pure: the same inputs always give the same report.
-pub fn score(form: &Form, r: &Resolved, agg: &Aggregate) -> Report {
-    let rules = &r.rules;
-    let level = rules.confidence;
-    let (nu, ng, nc, no) = (
-        r.units.len(),
-        r.groups.len(),
-        r.criteria.len(),
-        r.options.len(),
-    );
-    let mut notes = Vec::new();
-    let range = points_range(r);
+/// What every step of [`score`] looks at: the inputs, and which groups' votes count.
+struct Scoring<'a> {
+    form: &'a Form,
+    r: &'a Resolved,
+    agg: &'a Aggregate,
+    level: ConfidenceLevel,
+    /// The lowest and highest points of a counted option (see [`points_range`]).
+    range: (f64, f64),
+    /// Per group: false when its vote is void.
+    active: Vec<bool>,
+}
 
-    // 1. Void groups.
-    let mut ballots = agg.ballots.clone();
-    let head = |g: usize| {
-        rules
+impl Scoring<'_> {
+    fn head(&self, g: usize) -> HeadCounts {
+        self.r
+            .rules
             .denominator
             .groups
-            .get(&r.groups[g])
+            .get(&self.r.groups[g])
             .copied()
             .unwrap_or_default()
-    };
-    let returned = |g: usize| head(g).returned.unwrap_or(agg.returned[g]);
-    let mut active = vec![true; ng];
-    for (g, act) in active.iter_mut().enumerate() {
-        if let Some(issued) = head(g).issued {
-            if returned(g) > issued {
-                *act = false;
-                let key = format!("void:{}", r.groups[g]);
-                *ballots.invalid.entry(key).or_default() += agg.valid[g];
-                notes.push(format!(
-                    "group {:?}: {} ballots returned but {issued} issued, so its vote is void and left out",
-                    r.groups[g],
-                    returned(g)
-                ));
-            }
+    }
+
+    /// 收回票数: from the rules when given (tallies), else the ballots read.
+    fn returned(&self, g: usize) -> u64 {
+        self.head(g).returned.unwrap_or(self.agg.returned[g])
+    }
+
+    /// The rates' denominator for group `g` under the basis (`None` for counted votes, or
+    /// when the rules lack the head count).
+    fn base_of(&self, g: usize) -> Option<f64> {
+        let h = self.head(g);
+        match self.r.rules.denominator.basis {
+            Basis::Votes => None,
+            Basis::Returned => Some(self.returned(g) as f64),
+            Basis::Issued => h.issued.map(|x| x as f64),
+            Basis::Present => h.present.map(|x| x as f64),
+            Basis::Members => h.members.map(|x| x as f64),
         }
     }
-    let void_excluded: u64 = (0..ng)
-        .filter(|&g| !active[g])
+
+    /// The active groups, in form order.
+    fn groups(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.r.groups.len()).filter(|&g| self.active[g])
+    }
+}
+
+/// Scores an aggregate under the rules. Pure: the same inputs always give the same report.
+///
+/// Checked rules ([`Rules::resolve`](crate::rules::Rules::resolve)) and a checked state
+/// ([`Aggregate::from_json`], [`Aggregate::merge`]) keep every score finite; should one
+/// still not be (rules built by hand), the unit gets no score and no rank, and a note says
+/// why.
+pub fn score(form: &Form, r: &Resolved, agg: &Aggregate) -> Report {
+    let mut notes = Vec::new();
+    let active = void_groups(r, agg, &mut notes);
+    let s = Scoring {
+        form,
+        r,
+        agg,
+        level: r.rules.confidence,
+        range: points_range(r),
+        active,
+    };
+    let ballots = ballot_report(&s, &mut notes);
+    let (mut units, estimates): (Vec<UnitReport>, Vec<Option<Combined>>) = (0..r.units.len())
+        .map(|u| unit_report(&s, u, &mut notes))
+        .unzip();
+    rank_grade_and_name(&s, &mut units, &estimates);
+    Report {
+        form_id: form.id.clone(),
+        rules: r.rules.name.clone(),
+        confidence: s.level.value(),
+        ballots,
+        units,
+        reliability: reliability(r, agg, &s.active, s.level),
+        notes,
+    }
+}
+
+/// Step 1, void groups: a group that returned more ballots than were issued does not count.
+fn void_groups(r: &Resolved, agg: &Aggregate, notes: &mut Vec<String>) -> Vec<bool> {
+    let heads = &r.rules.denominator.groups;
+    (0..r.groups.len())
+        .map(|g| {
+            let head = heads.get(&r.groups[g]).copied().unwrap_or_default();
+            let returned = head.returned.unwrap_or(agg.returned[g]);
+            match head.issued {
+                Some(issued) if returned > issued => {
+                    notes.push(format!(
+                        "group {:?}: {returned} ballots returned but {issued} issued, so its vote is void and left out",
+                        r.groups[g]
+                    ));
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect()
+}
+
+/// The ballot accounting, void groups' valid ballots counted as invalid, with the
+/// careless-answer counts.
+fn ballot_report(s: &Scoring<'_>, notes: &mut Vec<String>) -> BallotReport {
+    let (r, agg) = (s.r, s.agg);
+    let mut ballots = agg.ballots.clone();
+    for g in (0..r.groups.len()).filter(|&g| !s.active[g]) {
+        *ballots
+            .invalid
+            .entry(format!("void:{}", r.groups[g]))
+            .or_default() += agg.valid[g];
+    }
+    let void_excluded: u64 = (0..r.groups.len())
+        .filter(|&g| !s.active[g])
         .map(|g| agg.excluded[g])
         .sum();
+    let careless = careless_report(r, agg, &ballots, void_excluded, notes);
+    let invalid = ballots.invalid_total();
+    let valid = ballots
+        .total
+        .saturating_sub(ballots.duplicates)
+        .saturating_sub(invalid);
+    if ballots.tally_votes > 0 {
+        notes.push(format!(
+            "{} votes came from tallies: validity and careless checks apply to ballots only",
+            ballots.tally_votes
+        ));
+    }
+    BallotReport {
+        total: ballots.total,
+        valid,
+        invalid,
+        duplicates: ballots.duplicates,
+        used: valid - careless.excluded.min(valid),
+        invalid_by_reason: ballots.invalid,
+        careless,
+        tally_votes: ballots.tally_votes,
+    }
+}
 
-    // Careless accounting.
+/// Too fast (against the rules' threshold or half the median) and straight-lining.
+fn careless_report(
+    r: &Resolved,
+    agg: &Aggregate,
+    ballots: &Accounting,
+    void_excluded: u64,
+    notes: &mut Vec<String>,
+) -> CarelessReport {
+    let rules = &r.rules;
     let median_s = careless::median(&agg.durations);
     let (threshold, too_fast) = match rules.careless.too_fast {
         TooFast::Seconds(s) => (Some(s), ballots.too_fast),
@@ -515,307 +622,356 @@ pub fn score(form: &Form, r: &Resolved, agg: &Aggregate) -> Report {
             distinct_thresholds.iter().map(|t| format!("{t}")).collect::<Vec<_>>().join(", ")
         ));
     }
-    let invalid = ballots.invalid_total();
-    let valid = ballots
-        .total
-        .saturating_sub(ballots.duplicates)
-        .saturating_sub(invalid);
-    let excluded = ballots.excluded_total().saturating_sub(void_excluded);
-    let ballot_report = BallotReport {
-        total: ballots.total,
-        valid,
-        invalid,
-        duplicates: ballots.duplicates,
-        invalid_by_reason: ballots.invalid.clone(),
-        careless: CarelessReport {
-            median_s,
-            too_fast_threshold_s: threshold,
-            too_fast,
-            straight_lining: ballots.straight_lining,
-            excluded,
-            excluded_by_reason: ballots.excluded.clone(),
-        },
-        used: valid - excluded.min(valid),
-        tally_votes: ballots.tally_votes,
-    };
-    if ballots.tally_votes > 0 {
-        notes.push(format!(
-            "{} votes came from tallies: validity and careless checks apply to ballots only",
-            ballots.tally_votes
-        ));
+    CarelessReport {
+        median_s,
+        too_fast_threshold_s: threshold,
+        too_fast,
+        straight_lining: ballots.straight_lining,
+        excluded: ballots.excluded_total().saturating_sub(void_excluded),
+        excluded_by_reason: ballots.excluded.clone(),
     }
+}
 
-    // Denominators per group for rates.
-    let base_of = |g: usize| -> Option<f64> {
-        let h = head(g);
-        match rules.denominator.basis {
-            Basis::Votes => None,
-            Basis::Returned => Some(returned(g) as f64),
-            Basis::Issued => h.issued.map(|x| x as f64),
-            Basis::Present => h.present.map(|x| x as f64),
-            Basis::Members => h.members.map(|x| x as f64),
-        }
+/// Steps 2–5 for one unit: its groups, their combination, the pooled criteria and the rates.
+fn unit_report(
+    s: &Scoring<'_>,
+    u: usize,
+    notes: &mut Vec<String>,
+) -> (UnitReport, Option<Combined>) {
+    let (r, agg, rules) = (s.r, s.agg, &s.r.rules);
+    let (name, category) = match s.form.unit(&r.units[u]) {
+        Some(unit) => (unit.name.to_string(), unit.category.clone()),
+        None => (r.units[u].clone(), None),
     };
+    let mut flags = Vec::new();
+    let UnitGroups {
+        reports: mut groups,
+        pieces,
+        missing,
+    } = group_reports(s, u);
+    if !pieces.is_empty() {
+        flags.extend(missing);
+    }
+    let mut combined = combine_groups(r, &pieces, &mut groups);
+    if let Some(c) = combined.filter(|c| !c.value.is_finite()) {
+        notes.push(format!(
+            "unit {:?}: the score came out as {}, not a number, so it has no score and no rank; check the points and weights of the rules",
+            r.units[u], c.value
+        ));
+        combined = None;
+    }
+    let rates = unit_rates(s, u);
+    flags.extend(rates.flags.iter().cloned());
+    let n: u64 = s.groups().map(|g| agg.rated[agg.ug(u, g)]).sum();
+    if n < rules.ranking.min_n {
+        flags.push("low_n".into());
+    }
+    if combined.is_none() {
+        flags.push("no_score".into());
+    }
+    let pool = match (rules.ranking.within, &category) {
+        (Within::Category, Some(c)) => c.clone(),
+        (Within::Category, None) => "(none)".into(),
+        (Within::All, _) => "all".into(),
+    };
+    let report = UnitReport {
+        unit: r.units[u].clone(),
+        name,
+        category,
+        n,
+        excluded: s.groups().map(|g| agg.unrated[agg.ug(u, g)]).sum(),
+        score: combined.map(|c| c.value),
+        score_ci: combined
+            .as_ref()
+            .and_then(|c| interval_of(c, s.level, s.range)),
+        se: combined.and_then(|c| c.var.is_finite().then(|| c.var.sqrt())),
+        df: combined.and_then(|c| c.df),
+        satisfaction: rates.satisfaction,
+        satisfaction_ci: rates.satisfaction_ci,
+        satisfaction_base: rates.base,
+        rank: None,
+        pool,
+        grade: None,
+        flags,
+        indistinct_from: Vec::new(),
+        options: rates.options,
+        groups,
+        criteria: pooled_criteria(s, u),
+    };
+    (report, combined)
+}
 
-    // 2–4. Statistics per unit.
-    let lang_name = |u: usize| -> (String, Option<String>) {
-        match form.unit(&r.units[u]) {
-            Some(unit) => (unit.name.to_string(), unit.category.clone()),
-            None => (r.units[u].clone(), None),
-        }
-    };
-    let mut units: Vec<UnitReport> = Vec::with_capacity(nu);
-    let mut estimates: Vec<Option<Combined>> = Vec::with_capacity(nu);
-    for u in 0..nu {
-        let (name, category) = lang_name(u);
-        let mut flags = Vec::new();
-        let mut groups = BTreeMap::new();
-        let mut pieces: Vec<(usize, Combined)> = Vec::new();
-        let mut missing_groups = Vec::new();
-        let mut n = 0;
-        let mut unrated = 0;
-        for g in (0..ng).filter(|&g| active[g]) {
-            let ug = agg.ug(u, g);
-            n += agg.rated[ug];
-            unrated += agg.unrated[ug];
-            let st: Vec<HistStats> = (0..nc)
-                .map(|c| hist_stats(agg.histogram(u, g, c), r))
-                .collect();
-            let trimmed = st.iter().any(|s| s.trimmed > 0);
-            let exact = agg.tally_votes[ug] == 0 && !trimmed;
-            let comb = combine_criteria(&st, &r.criterion_weights, &agg.moments[ug], exact);
-            let (sat, votes): (u64, u64) = st
-                .iter()
-                .fold((0, 0), |(a, b), s| (a + s.satisfied, b + s.n));
-            let criteria = (0..nc)
-                .map(|c| {
-                    (
-                        r.criteria[c].clone(),
-                        criterion_report(&st[c], level, range),
-                    )
-                })
-                .collect();
-            if let Some(cb) = comb {
-                if r.group_weights[g] > 0.0 {
-                    pieces.push((g, cb));
-                }
-            } else if r.group_weights[g] > 0.0 {
-                missing_groups.push(format!("missing_group:{}", r.groups[g]));
-            }
-            groups.insert(
-                r.groups[g].clone(),
-                GroupReport {
-                    n: agg.rated[ug],
-                    score: comb.map(|c| c.value),
-                    score_ci: comb.as_ref().and_then(|c| interval_of(c, level, range)),
-                    satisfaction: (votes > 0).then(|| sat as f64 / votes as f64),
-                    weight: 0.0,
-                    criteria,
-                },
-            );
-        }
-        if !pieces.is_empty() {
-            flags.extend(missing_groups);
-        }
-        let v_total: f64 = pieces.iter().map(|(g, _)| r.group_weights[*g]).sum();
-        let combined = if pieces.is_empty() || v_total <= 0.0 {
-            None
-        } else {
-            let value = pieces
-                .iter()
-                .map(|(g, c)| r.group_weights[*g] * c.value)
-                .sum::<f64>()
-                / v_total;
-            let var_pieces: Vec<(f64, f64)> = pieces
-                .iter()
-                .map(|(g, c)| {
-                    let v = (r.group_weights[*g] / v_total).powi(2) * c.var;
-                    (v, c.df.unwrap_or(0.0))
-                })
-                .collect();
-            let var: f64 = var_pieces.iter().map(|p| p.0).sum();
-            let df = stats::satterthwaite_df(&var_pieces).or_else(|| {
-                pieces
-                    .iter()
-                    .map(|(_, c)| c.df)
-                    .try_fold(f64::INFINITY, |a, d| d.map(|d| a.min(d)))
-                    .filter(|d| d.is_finite())
-            });
-            for (g, _) in &pieces {
-                if let Some(gr) = groups.get_mut(&r.groups[*g]) {
-                    gr.weight = r.group_weights[*g] / v_total;
-                }
-            }
-            Some(Combined { value, var, df })
-        };
-        // Pooled criteria.
-        let criteria: BTreeMap<String, CriterionReport> = (0..nc)
+/// One unit's groups: their reports, the estimates of the weighted groups that scored it,
+/// and a `missing_group:ID` flag for each weighted group that did not.
+struct UnitGroups {
+    reports: BTreeMap<String, GroupReport>,
+    pieces: Vec<(usize, Combined)>,
+    missing: Vec<String>,
+}
+
+/// Steps 2–3, per active group: the criteria's statistics and the group's score.
+fn group_reports(s: &Scoring<'_>, u: usize) -> UnitGroups {
+    let (r, agg) = (s.r, s.agg);
+    let nc = r.criteria.len();
+    let mut groups = BTreeMap::new();
+    let mut pieces = Vec::new();
+    let mut missing_groups = Vec::new();
+    for g in s.groups() {
+        let ug = agg.ug(u, g);
+        let st: Vec<HistStats> = (0..nc)
+            .map(|c| hist_stats(agg.histogram(u, g, c), r))
+            .collect();
+        let trimmed = st.iter().any(|x| x.trimmed > 0);
+        let exact = agg.tally_votes[ug] == 0 && !trimmed;
+        let comb = combine_criteria(&st, &r.criterion_weights, &agg.moments[ug], exact);
+        let (sat, votes): (u64, u64) = st
+            .iter()
+            .fold((0, 0), |(a, b), x| (a + x.satisfied, b + x.n));
+        let criteria = (0..nc)
             .map(|c| {
-                let mut pooled = vec![0u64; no];
-                for g in (0..ng).filter(|&g| active[g]) {
-                    for (p, x) in pooled.iter_mut().zip(agg.histogram(u, g, c)) {
-                        *p += x;
-                    }
-                }
                 (
                     r.criteria[c].clone(),
-                    criterion_report(&hist_stats(&pooled, r), level, range),
+                    criterion_report(&st[c], s.level, s.range),
                 )
             })
             .collect();
-        // 5. Rates.
-        let mut option_counts = vec![0u64; no];
-        let mut base = 0.0;
-        let mut base_known = true;
-        for &g in r.rate_groups.iter().filter(|&&g| active[g]) {
-            for &c in &r.rate_criteria {
-                for (x, y) in option_counts.iter_mut().zip(agg.histogram(u, g, c)) {
-                    *x += y;
+        if r.group_weights[g] > 0.0 {
+            match comb {
+                Some(cb) => pieces.push((g, cb)),
+                None => missing_groups.push(format!("missing_group:{}", r.groups[g])),
+            }
+        }
+        groups.insert(
+            r.groups[g].clone(),
+            GroupReport {
+                n: agg.rated[ug],
+                score: comb.map(|c| c.value),
+                score_ci: comb.as_ref().and_then(|c| interval_of(c, s.level, s.range)),
+                satisfaction: (votes > 0).then(|| sat as f64 / votes as f64),
+                weight: 0.0,
+                criteria,
+            },
+        );
+    }
+    UnitGroups {
+        reports: groups,
+        pieces,
+        missing: missing_groups,
+    }
+}
+
+/// Step 4, the unit's score: groups combined by their weights, renormalized over the groups
+/// that rated it (their reports get the weight used); Welch–Satterthwaite df.
+fn combine_groups(
+    r: &Resolved,
+    pieces: &[(usize, Combined)],
+    groups: &mut BTreeMap<String, GroupReport>,
+) -> Option<Combined> {
+    let v_total: f64 = pieces.iter().map(|(g, _)| r.group_weights[*g]).sum();
+    if pieces.is_empty() || v_total <= 0.0 {
+        return None;
+    }
+    let value = pieces
+        .iter()
+        .map(|(g, c)| r.group_weights[*g] * c.value)
+        .sum::<f64>()
+        / v_total;
+    let var_pieces: Vec<(f64, f64)> = pieces
+        .iter()
+        .map(|(g, c)| {
+            let v = (r.group_weights[*g] / v_total).powi(2) * c.var;
+            (v, c.df.unwrap_or(0.0))
+        })
+        .collect();
+    let var: f64 = var_pieces.iter().map(|p| p.0).sum();
+    let df = stats::satterthwaite_df(&var_pieces).or_else(|| {
+        pieces
+            .iter()
+            .map(|(_, c)| c.df)
+            .try_fold(f64::INFINITY, |a, d| d.map(|d| a.min(d)))
+            .filter(|d| d.is_finite())
+    });
+    for (g, _) in pieces {
+        if let Some(gr) = groups.get_mut(&r.groups[*g]) {
+            gr.weight = r.group_weights[*g] / v_total;
+        }
+    }
+    Some(Combined { value, var, df })
+}
+
+/// Each criterion over the active groups pooled.
+fn pooled_criteria(s: &Scoring<'_>, u: usize) -> BTreeMap<String, CriterionReport> {
+    let (r, agg) = (s.r, s.agg);
+    (0..r.criteria.len())
+        .map(|c| {
+            let mut pooled = vec![0u64; r.options.len()];
+            for g in s.groups() {
+                for (p, x) in pooled.iter_mut().zip(agg.histogram(u, g, c)) {
+                    *p += x;
                 }
             }
-            match base_of(g) {
-                Some(b) => base += b * r.rate_criteria.len() as f64,
-                None => base_known = rules.denominator.basis == Basis::Votes,
+            (
+                r.criteria[c].clone(),
+                criterion_report(&hist_stats(&pooled, r), s.level, s.range),
+            )
+        })
+        .collect()
+}
+
+/// A unit's 满意率 with its interval and base, and the option shares.
+struct UnitRates {
+    satisfaction: Option<f64>,
+    satisfaction_ci: Option<[f64; 2]>,
+    base: f64,
+    options: Vec<OptionShare>,
+    flags: Vec<String>,
+}
+
+/// Step 5, 满意率: satisfied answers on the rates' criteria and groups over the basis.
+fn unit_rates(s: &Scoring<'_>, u: usize) -> UnitRates {
+    let (r, agg) = (s.r, s.agg);
+    let no = r.options.len();
+    let basis = r.rules.denominator.basis;
+    let mut option_counts = vec![0u64; no];
+    let mut base = 0.0;
+    let mut base_known = true;
+    for &g in r.rate_groups.iter().filter(|&&g| s.active[g]) {
+        for &c in &r.rate_criteria {
+            for (x, y) in option_counts.iter_mut().zip(agg.histogram(u, g, c)) {
+                *x += y;
             }
         }
-        let votes: u64 = (0..no)
-            .filter(|&o| r.options[o].counted)
-            .map(|o| option_counts[o])
-            .sum();
-        let sat: u64 = (0..no)
-            .filter(|&o| r.options[o].satisfied)
-            .map(|o| option_counts[o])
-            .sum();
-        if rules.denominator.basis == Basis::Votes {
-            base = votes as f64;
+        match s.base_of(g) {
+            Some(b) => base += b * r.rate_criteria.len() as f64,
+            None => base_known = basis == Basis::Votes,
         }
-        if base_known && base < votes as f64 {
-            flags.push("more_votes_than_base".into());
-        }
-        let satisfaction = (base_known && base > 0.0 && votes > 0).then(|| sat as f64 / base);
-        let satisfaction_ci = satisfaction
-            .and_then(|_| stats::wilson(sat as f64, base, level))
-            .map(|i| [i.lower, i.upper]);
-        let options = (0..no)
+    }
+    let votes: u64 = (0..no)
+        .filter(|&o| r.options[o].counted)
+        .map(|o| option_counts[o])
+        .sum();
+    let sat: u64 = (0..no)
+        .filter(|&o| r.options[o].satisfied)
+        .map(|o| option_counts[o])
+        .sum();
+    if basis == Basis::Votes {
+        base = votes as f64;
+    }
+    let mut flags = Vec::new();
+    if base_known && base < votes as f64 {
+        flags.push("more_votes_than_base".into());
+    }
+    let satisfaction = (base_known && base > 0.0 && votes > 0).then(|| sat as f64 / base);
+    UnitRates {
+        satisfaction,
+        satisfaction_ci: satisfaction
+            .and_then(|_| stats::wilson(sat as f64, base, s.level))
+            .map(|i| [i.lower, i.upper]),
+        base,
+        options: (0..no)
             .map(|o| OptionShare {
                 code: r.options[o].code.clone(),
                 count: option_counts[o],
                 share: (r.options[o].counted && base > 0.0).then(|| option_counts[o] as f64 / base),
             })
-            .collect();
-        if n < rules.ranking.min_n {
-            flags.push("low_n".into());
-        }
-        if combined.is_none() {
-            flags.push("no_score".into());
-        }
-        let pool = match (rules.ranking.within, &category) {
-            (Within::Category, Some(c)) => c.clone(),
-            (Within::Category, None) => "(none)".into(),
-            (Within::All, _) => "all".into(),
-        };
-        units.push(UnitReport {
-            unit: r.units[u].clone(),
-            name,
-            category,
-            n,
-            excluded: unrated,
-            score: combined.map(|c| c.value),
-            score_ci: combined.as_ref().and_then(|c| interval_of(c, level, range)),
-            se: combined.and_then(|c| c.var.is_finite().then(|| c.var.sqrt())),
-            df: combined.and_then(|c| c.df),
-            satisfaction,
-            satisfaction_ci,
-            satisfaction_base: base,
-            rank: None,
-            pool,
-            grade: None,
-            flags,
-            indistinct_from: Vec::new(),
-            options,
-            groups,
-            criteria,
-        });
-        estimates.push(combined);
+            .collect(),
+        flags,
     }
+}
 
-    // 6–7. Ranks, marks, grades, naming, per pool.
+/// Steps 6–7, per ranking pool: ranks, the "cannot be told apart" marks, grades and naming.
+fn rank_grade_and_name(s: &Scoring<'_>, units: &mut [UnitReport], estimates: &[Option<Combined>]) {
     let mut pools: Vec<String> = units.iter().map(|u| u.pool.clone()).collect();
     pools.sort();
     pools.dedup();
     for pool in &pools {
-        let mut order: Vec<usize> = (0..nu)
-            .filter(|&u| &units[u].pool == pool && units[u].score.is_some())
+        let order = rank_pool(units, pool);
+        mark_indistinct(units, &order, estimates, s.level);
+        let members: Vec<usize> = (0..units.len())
+            .filter(|&u| &units[u].pool == pool)
             .collect();
-        order.sort_by(|&a, &b| {
-            let (x, y) = (units[a].score.unwrap_or(0.0), units[b].score.unwrap_or(0.0));
-            y.total_cmp(&x).then(a.cmp(&b))
-        });
-        let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
-        for (pos, &u) in order.iter().enumerate() {
-            let rank = if pos > 0
-                && same(
-                    units[order[pos - 1]].score.unwrap_or(0.0),
-                    units[u].score.unwrap_or(0.0),
-                ) {
-                units[order[pos - 1]].rank
-            } else {
-                Some(pos as u64 + 1)
-            };
-            units[u].rank = rank;
-        }
-        for w in order.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            let (Some(ea), Some(eb)) = (estimates[a], estimates[b]) else {
-                continue;
-            };
-            let apart = match (ea.df, eb.df) {
-                (Some(da), Some(db)) if ea.var.is_finite() && eb.var.is_finite() => {
-                    match stats::welch(
-                        Estimate {
-                            value: ea.value,
-                            var: ea.var,
-                            df: da,
-                        },
-                        Estimate {
-                            value: eb.value,
-                            var: eb.var,
-                            df: db,
-                        },
-                    ) {
-                        Some(t) => t.p < 1.0 - level.value(),
-                        // Both without spread: apart exactly when the scores differ.
-                        None => !same(ea.value, eb.value),
-                    }
-                }
-                _ => false,
-            };
-            if !apart {
-                let (ia, ib) = (units[a].unit.clone(), units[b].unit.clone());
-                units[a].indistinct_from.push(ib);
-                units[b].indistinct_from.push(ia);
-            }
-        }
-        let members: Vec<usize> = (0..nu).filter(|&u| &units[u].pool == pool).collect();
-        grade_pool(&mut units, &members, &order, r, agg, &active, &base_of);
-        name_pool(&mut units, &order, r);
+        grade_pool(units, &members, &order, s);
+        name_pool(units, &order, s.r);
     }
-    for u in &mut units {
+    for u in units.iter_mut() {
         if !u.indistinct_from.is_empty() {
             u.flags.push("indistinct".into());
         }
     }
+}
 
-    // 8. Reliability.
-    let reliability = reliability(r, agg, &active, level);
-    Report {
-        form_id: form.id.clone(),
-        rules: rules.name.clone(),
-        confidence: level.value(),
-        ballots: ballot_report,
-        units,
-        reliability,
-        notes,
+/// Whether two scores are equal up to rounding (ties share a rank).
+fn same(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Competition ranks within `pool`; returns the pool's scored units best first. Only
+/// finite scores are ranked.
+fn rank_pool(units: &mut [UnitReport], pool: &str) -> Vec<usize> {
+    let score = |u: &UnitReport| u.score.filter(|x| x.is_finite());
+    let mut order: Vec<usize> = (0..units.len())
+        .filter(|&u| units[u].pool == pool && score(&units[u]).is_some())
+        .collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (
+            score(&units[a]).unwrap_or(0.0),
+            score(&units[b]).unwrap_or(0.0),
+        );
+        y.total_cmp(&x).then(a.cmp(&b))
+    });
+    for (pos, &u) in order.iter().enumerate() {
+        let tied = pos > 0
+            && same(
+                score(&units[order[pos - 1]]).unwrap_or(0.0),
+                score(&units[u]).unwrap_or(0.0),
+            );
+        units[u].rank = if tied {
+            units[order[pos - 1]].rank
+        } else {
+            Some(pos as u64 + 1)
+        };
+    }
+    order
+}
+
+/// Neighbours in the ranking whose scores Welch's t-test cannot tell apart list each other.
+fn mark_indistinct(
+    units: &mut [UnitReport],
+    order: &[usize],
+    estimates: &[Option<Combined>],
+    level: ConfidenceLevel,
+) {
+    for w in order.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let (Some(ea), Some(eb)) = (estimates[a], estimates[b]) else {
+            continue;
+        };
+        let apart = match (ea.df, eb.df) {
+            (Some(da), Some(db)) if ea.var.is_finite() && eb.var.is_finite() => {
+                match stats::welch(
+                    Estimate {
+                        value: ea.value,
+                        var: ea.var,
+                        df: da,
+                    },
+                    Estimate {
+                        value: eb.value,
+                        var: eb.var,
+                        df: db,
+                    },
+                ) {
+                    Some(t) => t.p < 1.0 - level.value(),
+                    // Both without spread: apart exactly when the scores differ.
+                    None => !same(ea.value, eb.value),
+                }
+            }
+            _ => false,
+        };
+        if !apart {
+            let (ia, ib) = (units[a].unit.clone(), units[b].unit.clone());
+            units[a].indistinct_from.push(ib);
+            units[b].indistinct_from.push(ia);
+        }
     }
 }
 
@@ -844,16 +1000,8 @@ fn band_grade(bands: &[crate::rules::Band], score: Option<f64>) -> Option<String
     bands.iter().find(|b| s >= b.min).map(|b| b.grade.clone())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn grade_pool(
-    units: &mut [UnitReport],
-    members: &[usize],
-    order: &[usize],
-    r: &Resolved,
-    agg: &Aggregate,
-    active: &[bool],
-    base_of: &dyn Fn(usize) -> Option<f64>,
-) {
+fn grade_pool(units: &mut [UnitReport], members: &[usize], order: &[usize], s: &Scoring<'_>) {
+    let (r, agg) = (s.r, s.agg);
     match &r.rules.grading {
         Grading::None => {}
         Grading::Bands { bands } => {
@@ -879,11 +1027,11 @@ fn grade_pool(
                     .unwrap_or(u);
                 let mut counts = vec![0u64; r.options.len()];
                 let mut base = 0.0;
-                for &g in r.rate_groups.iter().filter(|&&g| active[g]) {
+                for &g in r.rate_groups.iter().filter(|&&g| s.active[g]) {
                     for (x, y) in counts.iter_mut().zip(agg.histogram(ui, g, c)) {
                         *x += y;
                     }
-                    base += base_of(g).unwrap_or(0.0);
+                    base += s.base_of(g).unwrap_or(0.0);
                 }
                 if r.rules.denominator.basis == Basis::Votes {
                     base = (0..counts.len())

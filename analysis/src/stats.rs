@@ -22,23 +22,40 @@
 //!   from its neighbour's in the ranking.
 //! - [`satterthwaite_df`]: the effective degrees of freedom of a weighted sum of independent
 //!   means.
+//!
+//! Large samples (a tally of 10⁸ votes, a part of 2⁶⁴ ballot rows) are computed from the
+//! normal distribution: Student's t from [`NORMAL_T_FROM_DF`] = 10³ degrees of freedom on
+//! (its Cornish–Fisher expansion, equal to statrs' exact value there to 2·10⁻¹³), F from
+//! [`NORMAL_F_FROM_DF`] = 10⁷ on. statrs itself drifts beyond those sizes and from 10⁸
+//! degrees of freedom never returns; each constant says why it is where it is.
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, FisherSnedecor, Normal, StudentsT};
 
-/// 置信水平: a confidence level strictly between 0 and 1 (0.95 for 95%).
+/// 置信水平: a confidence level from [`ConfidenceLevel::MIN`] to [`ConfidenceLevel::MAX`]
+/// (0.95 for 95%).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "f64", into = "f64")]
 pub struct ConfidenceLevel(f64);
 
 impl ConfidenceLevel {
-    /// A level in (0, 1); anything else (including NaN) is refused with a message.
+    /// The lowest level: below one half an interval covers less than it leaves out.
+    pub const MIN: f64 = 0.5;
+    /// The highest level. statrs' t and F quantiles were checked finite and fast at every
+    /// level up to here (tails down to 5·10⁻⁵, t from 0.01 to 10³ df, F up to 10⁷ df);
+    /// its inverse beta function is not checked for smaller tails (it panics on 10⁻³⁰⁰).
+    pub const MAX: f64 = 0.9999;
+
+    /// A level from [`Self::MIN`] to [`Self::MAX`]; anything else (including NaN) is
+    /// refused with a message.
     pub fn new(level: f64) -> Result<ConfidenceLevel, String> {
-        if level > 0.0 && level < 1.0 {
+        if (Self::MIN..=Self::MAX).contains(&level) {
             Ok(ConfidenceLevel(level))
         } else {
             Err(format!(
-                "{level} is not a confidence level, expected a number between 0 and 1 such as 0.95"
+                "{level} is not a confidence level, expected a number from {} to {} such as 0.95",
+                Self::MIN,
+                Self::MAX
             ))
         }
     }
@@ -106,13 +123,59 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+/// From this many degrees of freedom on, Student's t is computed from the normal
+/// distribution ([`t_quantile`], [`two_sided_p`]).
+///
+/// statrs' Student's t is exact up to here (its 0.9, 0.975 and 0.9995 quantiles at 10³ df
+/// agree with the Cornish–Fisher expansion below to 2·10⁻¹³), but not beyond: its 0.9
+/// quantile is off by 1.4·10⁻⁸ at 3·10³ df, the 0.975 one by 7·10⁻⁶ at 10⁵ and by 0.13 at
+/// 10⁷, and from 10⁸ df (a tally of 10⁸ votes) its inverse never returns. From 10³ df on,
+/// the normal-based expansions are indistinguishable from the exact values at any printed
+/// precision (at most six decimals).
+pub const NORMAL_T_FROM_DF: f64 = 1e3;
+
+/// From this many numerator degrees of freedom on, the F quantiles of Feldt's interval come
+/// from the normal approximation of `ln F` ([`f_quantile_large`]): statrs' F is exact and
+/// fast up to 10⁹ but never returns at 10¹⁹ (2⁶⁴ ballot rows in parts); from 10⁷ on the
+/// approximation's error, about 7·10⁻⁸ there and falling as 1/d, is far below the three
+/// decimals alpha is printed with.
+pub const NORMAL_F_FROM_DF: f64 = 1e7;
+
 /// The `p` quantile of Student's t with `df` degrees of freedom (`df` > 0, `p` in (0, 1)).
+///
+/// From [`NORMAL_T_FROM_DF`] on it is the Cornish–Fisher expansion of t around the normal
+/// quantile z (Abramowitz & Stegun 1964, 26.7.5), `t = z + g₁(z)/ν + g₂(z)/ν² + g₃(z)/ν³ +
+/// g₄(z)/ν⁴`, whose first left-out term is of order ν⁻⁵ (10⁻¹⁵ at 10³ df); as df grows it
+/// becomes the normal quantile z itself.
 fn t_quantile(df: f64, p: f64) -> Option<f64> {
-    if !(df > 0.0 && df.is_finite() && p > 0.0 && p < 1.0) {
+    if !(df > 0.0 && !df.is_nan() && p > 0.0 && p < 1.0) {
         return None;
+    }
+    if df >= NORMAL_T_FROM_DF {
+        let z = z_quantile(p)?;
+        let (z2, v) = (z * z, df);
+        let g1 = (z2 + 1.0) * z / 4.0;
+        let g2 = ((5.0 * z2 + 16.0) * z2 + 3.0) * z / 96.0;
+        let g3 = (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) * z / 384.0;
+        let g4 = ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) * z / 92160.0;
+        return finite(z + (g1 + (g2 + (g3 + g4 / v) / v) / v) / v);
     }
     let t = StudentsT::new(0.0, 1.0, df).ok()?;
     finite(t.inverse_cdf(p))
+}
+
+/// `P(|T| ≥ |t|)` for Student's t with `df` degrees of freedom. From
+/// [`NORMAL_T_FROM_DF`] on, from the normal distribution with A&S 26.7.8's transformation
+/// `x = t(1 − 1/(4ν)) / √(1 + t²/(2ν))`, whose error falls as 1/ν².
+fn two_sided_p(t: f64, df: f64) -> Option<f64> {
+    let t = t.abs();
+    let upper = if df >= NORMAL_T_FROM_DF {
+        let x = t * (1.0 - 1.0 / (4.0 * df)) / (1.0 + t * t / (2.0 * df)).sqrt();
+        Normal::new(0.0, 1.0).ok()?.sf(x)
+    } else {
+        StudentsT::new(0.0, 1.0, df).ok()?.sf(t)
+    };
+    finite((2.0 * upper).clamp(0.0, 1.0))
 }
 
 /// The `p` quantile of the standard normal distribution (`p` in (0, 1)).
@@ -199,15 +262,35 @@ pub fn feldt_interval(alpha: f64, n: u64, k: usize, level: ConfidenceLevel) -> O
     }
     let d1 = n as f64 - 1.0;
     let d2 = d1 * (k as f64 - 1.0);
-    let f = FisherSnedecor::new(d1, d2).ok()?;
-    let hi_q = finite(f.inverse_cdf(1.0 - level.tail()))?;
-    let lo_q = finite(f.inverse_cdf(level.tail()))?;
+    let (hi_q, lo_q) = if d1 >= NORMAL_F_FROM_DF {
+        (
+            f_quantile_large(d1, d2, 1.0 - level.tail())?,
+            f_quantile_large(d1, d2, level.tail())?,
+        )
+    } else {
+        let f = FisherSnedecor::new(d1, d2).ok()?;
+        (
+            finite(f.inverse_cdf(1.0 - level.tail()))?,
+            finite(f.inverse_cdf(level.tail()))?,
+        )
+    };
     Some(Interval {
         lower: 1.0 - (1.0 - alpha) * hi_q,
         upper: 1.0 - (1.0 - alpha) * lo_q,
         level: level.value(),
         method: Method::Feldt,
     })
+}
+
+/// The `p` quantile of F(d1, d2) for large degrees of freedom, from the normal
+/// approximation of `ln F` (Fisher's z = ½ ln F is nearly normal with mean
+/// ½(1/d2 − 1/d1) and variance ½(1/d1 + 1/d2); Fisher 1924, Johnson, Kotz & Balakrishnan,
+/// *Continuous Univariate Distributions* vol. 2, §27.7): `F ≈ exp(1/d2 − 1/d1 + z_p·√(2/d1 + 2/d2))`.
+/// Used from [`NORMAL_F_FROM_DF`] on, where the error, of order 1/d, is far below the
+/// printed three decimals of alpha.
+fn f_quantile_large(d1: f64, d2: f64, p: f64) -> Option<f64> {
+    let z = z_quantile(p)?;
+    finite((1.0 / d2 - 1.0 / d1 + z * (2.0 / d1 + 2.0 / d2).sqrt()).exp())
 }
 
 /// Corrected item-total correlations from a k × k covariance matrix: for each item i,
@@ -271,8 +354,7 @@ pub fn welch(a: Estimate, b: Estimate) -> Option<TwoSample> {
     if !(t.is_finite() && df.is_finite() && df > 0.0) {
         return None;
     }
-    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
-    let p = (2.0 * (1.0 - dist.cdf(t.abs()))).clamp(0.0, 1.0);
+    let p = two_sided_p(t, df)?;
     Some(TwoSample { t, df, p })
 }
 
@@ -353,6 +435,10 @@ mod tests {
     fn confidence_level_is_checked() {
         assert!(ConfidenceLevel::new(1.0).is_err());
         assert!(ConfidenceLevel::new(0.0).is_err());
+        assert!(ConfidenceLevel::new(0.99999).is_err());
+        assert!(ConfidenceLevel::new(0.4).is_err());
+        assert_eq!(ConfidenceLevel::new(0.9999).unwrap().value(), 0.9999);
+        assert_eq!(ConfidenceLevel::new(0.5).unwrap().value(), 0.5);
         assert!(ConfidenceLevel::new(f64::NAN).is_err());
         assert_eq!(ConfidenceLevel::new(0.9).unwrap().value(), 0.9);
     }
@@ -453,5 +539,66 @@ mod tests {
         // One piece: its own df.
         assert!((satterthwaite_df(&[(3.0, 7.0), (0.0, 0.0)]).unwrap() - 7.0).abs() < 1e-12);
         assert_eq!(satterthwaite_df(&[(0.0, 7.0)]), None);
+    }
+
+    #[test]
+    fn huge_n_uses_the_normal_quantile_and_returns() {
+        // n = 2⁶⁴ − 1 (a tally count): statrs' Student's t never returned for such a df.
+        let i = t_interval(5.0, 2.0, u64::MAX, L95).unwrap();
+        let half = 1.959_963_984_540_054 * 2.0 / (u64::MAX as f64).sqrt();
+        assert!((i.upper - 5.0 - half).abs() < 1e-15, "{i:?}");
+        // Welch's test and Feldt's interval at the same sizes.
+        // t = z(0.975) exactly gives p = 0.05 under the normal distribution.
+        let big = Estimate {
+            value: 0.0,
+            var: 1e-12,
+            df: 1e19,
+        };
+        let other = Estimate {
+            value: 1.959_963_984_540_054 * 2e-12f64.sqrt(),
+            ..big
+        };
+        let w = welch(big, other).unwrap();
+        assert!((w.p - 0.05).abs() < 1e-9, "{w:?}");
+        let f = feldt_interval(0.8, u64::MAX, 5, L95).unwrap();
+        assert!(
+            f.lower < 0.8 && f.upper > 0.8 && f.upper - f.lower < 1e-6,
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn student_and_normal_agree_where_one_replaces_the_other() {
+        // Just below the switch statrs' exact t is used, from it on the expansion: at the
+        // switch they agree to far better than any printed decimal.
+        for level in [0.8, 0.95, 0.999] {
+            let p = 1.0 - ConfidenceLevel::new(level).unwrap().tail();
+            let exact = StudentsT::new(0.0, 1.0, NORMAL_T_FROM_DF)
+                .unwrap()
+                .inverse_cdf(p);
+            let expansion = t_quantile(NORMAL_T_FROM_DF, p).unwrap();
+            assert!(
+                (exact - expansion).abs() < 1e-12,
+                "{level}: {exact} vs {expansion}"
+            );
+            let exact_p = 2.0
+                * StudentsT::new(0.0, 1.0, NORMAL_T_FROM_DF)
+                    .unwrap()
+                    .sf(exact);
+            let normal_p = two_sided_p(exact, NORMAL_T_FROM_DF).unwrap();
+            assert!(
+                (exact_p - normal_p).abs() < 1e-6,
+                "{level}: {exact_p} vs {normal_p}"
+            );
+        }
+        // t(0.975; 1000) = 1.962339 (R: qt(0.975, 1000)).
+        assert!((t_quantile(1000.0, 0.975).unwrap() - 1.962339).abs() < 1e-6);
+        // Feldt's F quantiles: exact just below the switch, approximated from it on.
+        let d1 = NORMAL_F_FROM_DF;
+        let exact = FisherSnedecor::new(d1, 4.0 * d1)
+            .unwrap()
+            .inverse_cdf(0.975);
+        let approx = f_quantile_large(d1, 4.0 * d1, 0.975).unwrap();
+        assert!((exact - approx).abs() < 1e-7, "{exact} vs {approx}");
     }
 }

@@ -5,13 +5,17 @@
 //! nothing per ballot can be checked (validity caps, careless flags) or computed (Cronbach's
 //! alpha, covariances between criteria); the scorer says so where it matters. For the
 //! number of raters of a unit, a tally counts the criterion with the most votes.
+//!
+//! Counts are whole numbers from 0 to [`MAX_COUNT`], and the votes of every file read
+//! together may add up to no more than that (the state's invariant, see
+//! [`crate::aggregate`]): the row that would pass it is refused with its line.
 
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{wide_sum, Aggregate, MAX_COUNT};
 use crate::csv_lines::LineCounted;
-use crate::error::InputError;
+use crate::error::{quoted, InputError};
 use crate::rules::Resolved;
 use crate::wide_csv::{csv_error, next_row};
 
@@ -42,9 +46,34 @@ pub fn fold_tally<R: Read>(
         .flexible(true)
         .from_reader(input);
     let mut rec = csv::StringRecord::new();
+    let at = header(&mut csv, &mut rec, source, &lines)?;
+    let mut rows = TallyRows {
+        rules,
+        source,
+        at,
+        // Votes already in the state, then those of this file too (never past MAX_COUNT).
+        votes_so_far: wide_sum(&agg.counts),
+        first_line: HashMap::new(),
+        local: vec![0u64; agg.counts.len()],
+    };
+    while let Some(line) = next_row(&mut csv, &mut rec, source, &lines, 5)? {
+        rows.add(&rec, line)?;
+    }
+    credit(rules, &rows.local, agg);
+    agg.sources.push(source.to_string());
+    Ok(())
+}
+
+/// The column of each of [`TALLY_COLUMNS`], from the header row.
+fn header<R: Read>(
+    csv: &mut csv::Reader<R>,
+    rec: &mut csv::StringRecord,
+    source: &str,
+    lines: &crate::csv_lines::Lines,
+) -> Result<[usize; 5], InputError> {
     if !csv
-        .read_record(&mut rec)
-        .map_err(|e| csv_error(source, &lines, e))?
+        .read_record(rec)
+        .map_err(|e| csv_error(source, lines, e))?
     {
         return Err(InputError::new(
             source,
@@ -59,7 +88,7 @@ pub fn fold_tally<R: Read>(
             _ => {
                 return Err(InputError::new(
                     source,
-                    format!("{name:?} is not a tally column (or appears twice), expected the header unit,group,criterion,option,count"),
+                    format!("{} is not a tally column (or appears twice), expected the header unit,group,criterion,option,count", quoted(name)),
                 )
                 .at_line(1)
                 .at_column(i as u64 + 1))
@@ -76,15 +105,23 @@ pub fn fold_tally<R: Read>(
         )
         .at_line(1));
     }
-    let (nu, ng, nc, no) = (
-        rules.units.len(),
-        rules.groups.len(),
-        rules.criteria.len(),
-        rules.options.len(),
-    );
-    let mut local = vec![0u64; nu * ng * nc * no];
-    let mut first_line: HashMap<usize, u64> = HashMap::new();
-    while let Some(line) = next_row(&mut csv, &mut rec, source, &lines, 5)? {
+    Ok(at)
+}
+
+/// The rows of one tally file, checked and counted into `local` (laid out as the
+/// state's counts).
+struct TallyRows<'a> {
+    rules: &'a Resolved,
+    source: &'a str,
+    at: [usize; 5],
+    votes_so_far: u128,
+    first_line: HashMap<usize, u64>,
+    local: Vec<u64>,
+}
+
+impl TallyRows<'_> {
+    fn add(&mut self, rec: &csv::StringRecord, line: u64) -> Result<(), InputError> {
+        let (rules, source, at) = (self.rules, self.source, self.at);
         let cell = |k: usize| rec.get(at[k]).unwrap_or("").trim();
         let err = |k: usize, msg: String| {
             InputError::new(source, msg)
@@ -97,7 +134,11 @@ pub fn fold_tally<R: Read>(
             list.iter().position(|x| x == v).ok_or_else(|| {
                 err(
                     k,
-                    format!("{v:?} is not {what}, expected one of: {}", list.join(", ")),
+                    format!(
+                        "{} is not {what}, expected one of: {}",
+                        quoted(v),
+                        list.join(", ")
+                    ),
                 )
             })
         };
@@ -109,24 +150,47 @@ pub fn fold_tally<R: Read>(
         let count: u64 = cell(4).parse().map_err(|_| {
             err(
                 4,
-                format!("{:?} is not a count, expected a whole number ≥ 0", cell(4)),
+                format!(
+                    "{} is not a count, expected a whole number ≥ 0 (at most {MAX_COUNT})",
+                    quoted(cell(4))
+                ),
             )
         })?;
+        self.votes_so_far += u128::from(count);
+        if self.votes_so_far > u128::from(MAX_COUNT) {
+            return Err(err(
+                4,
+                format!(
+                    "{count} makes the votes read so far add up to {}, expected a total of at most {MAX_COUNT}",
+                    self.votes_so_far
+                ),
+            ));
+        }
+        let (ng, nc, no) = (rules.groups.len(), rules.criteria.len(), codes.len());
         let idx = ((u * ng + g) * nc + c) * no + o;
-        if let Some(prev) = first_line.insert(idx, line) {
+        if let Some(prev) = self.first_line.insert(idx, line) {
             return Err(err(
                 0,
                 format!(
                     "{}/{}/{}/{} is counted twice (first on line {prev}), expected each cell once per file",
-                    cell(0),
-                    cell(1),
-                    cell(2),
-                    cell(3)
+                    rules.units[u], rules.groups[g], rules.criteria[c], codes[o]
                 ),
             ));
         }
-        local[idx] += count;
+        self.local[idx] = count;
+        Ok(())
     }
+}
+
+/// Adds a file's counts to the state, with its raters: per unit × group, the most votes
+/// on one criterion (and the most 不了解), and every counted vote.
+fn credit(rules: &Resolved, local: &[u64], agg: &mut Aggregate) {
+    let (nu, ng, nc, no) = (
+        rules.units.len(),
+        rules.groups.len(),
+        rules.criteria.len(),
+        rules.options.len(),
+    );
     for u in 0..nu {
         for g in 0..ng {
             let (mut most_counted, mut most_other, mut votes) = (0u64, 0u64, 0u64);
@@ -150,10 +214,8 @@ pub fn fold_tally<R: Read>(
             agg.tally_votes[ug] += votes;
         }
     }
-    for (a, b) in agg.counts.iter_mut().zip(&local) {
+    for (a, b) in agg.counts.iter_mut().zip(local) {
         *a += b;
     }
     agg.ballots.tally_votes += local.iter().sum::<u64>();
-    agg.sources.push(source.to_string());
-    Ok(())
 }

@@ -282,3 +282,40 @@ fn parts_merged_by_addition_score_like_one_run() {
     let c = fold(&form, &other, &all[..5]);
     assert!(a.merge(&c).unwrap_err().contains("other scoring rules"));
 }
+
+#[test]
+fn a_score_that_is_not_finite_gets_no_rank() {
+    // Rules built by hand, past the checks of Rules::resolve: points of 1e308 make the
+    // mean of two such answers infinite. Such a score was ranked first before.
+    let (form, mut r) = rules("[groups]\npublic = 1\n");
+    r.options[0].points = 1e308;
+    let bs = [
+        ballots(
+            &form,
+            "public",
+            "gaj",
+            &[&[("overall", "5")], &[("overall", "5")]],
+        ),
+        ballots(
+            &form,
+            "public",
+            "jyj",
+            &[&[("overall", "4")], &[("overall", "3")]],
+        ),
+    ]
+    .concat();
+    let rep = score(&form, &r, &fold(&form, &r, &bs));
+    let gaj = unit(&rep, "gaj");
+    assert_eq!((gaj.score, gaj.rank), (None, None), "{gaj:?}");
+    assert!(gaj.flags.contains(&"no_score".to_string()), "{gaj:?}");
+    assert!(
+        rep.notes
+            .iter()
+            .any(|n| n.starts_with("unit \"gaj\": the score came out as inf")),
+        "{:?}",
+        rep.notes
+    );
+    // The finite one is ranked first, alone.
+    let jyj = unit(&rep, "jyj");
+    assert_eq!((jyj.score, jyj.rank), (Some(70.0), Some(1)));
+}
