@@ -131,18 +131,30 @@ fn temporaries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A child process that is killed when the test ends, passed or failed.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_file_is_replaced_only_when_the_new_one_is_complete_and_a_killed_run_is_cleaned_up() {
     let w = Work::new();
     let old = "the old file, kept until the new one is whole\n";
     w.write("existing.csv", old);
-    let mut child = pingyi()
-        .args(["generate", "--ballots", "1000000000", "-o", "existing.csv"])
-        .current_dir(w.dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        pingyi()
+            .args(["generate", "--ballots", "1000000000", "-o", "existing.csv"])
+            .current_dir(w.dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Wait until the run has written a good deal (or, before the fix, touched the file).
     let written = loop {
         let changed = std::fs::read_to_string(w.path("existing.csv"))
@@ -156,7 +168,7 @@ fn a_file_is_replaced_only_when_the_new_one_is_complete_and_a_killed_run_is_clea
             break !changed;
         }
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.0.try_wait().unwrap().is_none(),
             "generate stopped early"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -167,8 +179,8 @@ fn a_file_is_replaced_only_when_the_new_one_is_complete_and_a_killed_run_is_clea
         "the old file is intact while the new one is written"
     );
     assert!(written);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     assert_eq!(
         std::fs::read_to_string(w.path("existing.csv")).unwrap(),
         old
