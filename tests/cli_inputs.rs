@@ -118,3 +118,37 @@ fn the_result_does_not_depend_on_the_number_of_threads() {
         );
     }
 }
+
+#[test]
+fn parts_add_their_completion_times_with_checked_counts() {
+    let w = Work::new();
+    let ballots = fixture("haochaping.csv");
+    // Excluding too-fast ballots against half the median reads the times first: a part
+    // read with ballots was taken for a ballot CSV there.
+    w.write("exclude.toml", "[careless]\nexclude = true\n");
+    w.ok(&[
+        "aggregate",
+        &ballots,
+        "--rules",
+        "exclude.toml",
+        "-o",
+        "part.json",
+    ]);
+    let both = w.json(&["score", "part.json", &ballots, "--rules", "exclude.toml"]);
+    assert_eq!(both["ballots"]["total"], 14);
+    // A part whose count of ballots at one completion time cannot be added to.
+    let mut part: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path("part.json")).unwrap()).unwrap();
+    part["durations"] = serde_json::json!({ "300": u64::MAX });
+    w.write("huge.json", &part.to_string());
+    let err = w.fails(
+        &["score", "huge.json", &ballots, "--rules", "exclude.toml"],
+        1,
+    );
+    assert!(
+        err.contains(
+            "huge.json: durations.300: 18446744073709551615 ballots taking 300 s overflow"
+        ),
+        "{err}"
+    );
+}

@@ -352,7 +352,9 @@ fn read_all_inputs(
         let first = Session::new(form, rules, Pass::Durations, None);
         let mut durations = first.empty();
         for (p, k) in paths.iter().zip(&kinds) {
-            read_ballots(&first, p, *k, paths, opts, tuning, &mut durations)?;
+            if matches!(k, Kind::BallotsCsv | Kind::BallotsJson) {
+                read_ballots(&first, p, *k, paths, opts, tuning, &mut durations)?;
+            }
         }
         for (name, part) in &parts {
             for (s, n) in &part.durations {
