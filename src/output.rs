@@ -56,6 +56,9 @@ pub fn write_atomically<T>(
     write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let shown = path.display();
+    if path.is_dir() {
+        bail!("{shown}: is a folder, expected the name of a file to write, such as out.csv");
+    }
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         bail!("{shown}: is not a file name, expected a path such as out/scores.json");
     };
