@@ -1,26 +1,26 @@
 //! Reading the user's files with errors that name the file.
 
+use std::io::Read;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
-/// Reads a UTF-8 text file (a leading BOM is dropped), naming the file in every error.
+/// Fails with "cannot read FILE: why" when the file cannot even be opened.
+fn openable(path: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(path)
+        .map(drop)
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Reads a text file as UTF-8 without its BOM: UTF-8 as it is, UTF-16 transcoded, any
+/// other encoding refused with the fix ([`analysis::files::read_text`]).
 pub fn read_text(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    match String::from_utf8(bytes) {
-        Ok(mut s) => {
-            if s.starts_with('\u{feff}') {
-                s.drain(..3);
-            }
-            Ok(s)
-        }
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
-            bail!(
-                "{}:{line}: byte {at} is not UTF-8 text, expected a UTF-8 file (in Excel or WPS save as \"CSV UTF-8\")",
-                path.display()
-            )
-        }
-    }
+    openable(path)?;
+    Ok(analysis::files::read_text(path)?)
+}
+
+/// Opens a text file for streaming as UTF-8 ([`analysis::files::open_text`]).
+pub fn open_text(path: &Path) -> anyhow::Result<impl Read + Send> {
+    openable(path)?;
+    Ok(std::io::BufReader::new(analysis::files::open_text(path)?))
 }

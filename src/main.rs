@@ -4,6 +4,7 @@
 
 mod cmd;
 mod input;
+mod output;
 mod site;
 
 use std::process::ExitCode;

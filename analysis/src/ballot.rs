@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Problem;
+use crate::error::{cut, quoted, Problem};
 use crate::expr::{Answers, Reference, Value};
 use crate::form::{Form, Item, ItemKind, Target};
 use crate::time::parse_rfc3339;
@@ -73,8 +73,9 @@ impl Ballot {
             p(
                 "form_id",
                 format!(
-                    "{:?} is not this form, expected {:?}",
-                    self.form_id, form.id
+                    "{} is not this form, expected {}",
+                    quoted(&self.form_id),
+                    quoted(&form.id)
                 ),
             );
         }
@@ -82,8 +83,9 @@ impl Ballot {
             p(
                 "form_version",
                 format!(
-                    "{:?} is not this form's version, expected {:?}",
-                    self.form_version, form.version
+                    "{} is not this form's version, expected {}",
+                    quoted(&self.form_version),
+                    quoted(&form.version)
                 ),
             );
         }
@@ -95,8 +97,8 @@ impl Ballot {
             p(
                 "group",
                 format!(
-                    "{:?} is not a respondent group, expected one of: {}",
-                    self.group,
+                    "{} is not a respondent group, expected one of: {}",
+                    quoted(&self.group),
                     known.join(", ")
                 ),
             );
@@ -105,8 +107,8 @@ impl Ballot {
             p(
                 "lang",
                 format!(
-                    "{:?} is not a language of the form, expected one of: {}",
-                    self.lang,
+                    "{} is not a language of the form, expected one of: {}",
+                    quoted(&self.lang),
                     form.languages.join(", ")
                 ),
             );
@@ -117,8 +119,8 @@ impl Ballot {
             p(
                 "started_at",
                 format!(
-                    "{:?} is not an RFC 3339 time such as 2026-11-22T09:30:00+08:00",
-                    self.started_at
+                    "{} is not an RFC 3339 time such as 2026-11-22T09:30:00+08:00",
+                    quoted(&self.started_at)
                 ),
             );
         }
@@ -126,8 +128,8 @@ impl Ballot {
             p(
                 "submitted_at",
                 format!(
-                    "{:?} is not an RFC 3339 time such as 2026-11-22T09:30:00+08:00",
-                    self.submitted_at
+                    "{} is not an RFC 3339 time such as 2026-11-22T09:30:00+08:00",
+                    quoted(&self.submitted_at)
                 ),
             );
         }
@@ -137,7 +139,8 @@ impl Ballot {
                     "submitted_at",
                     format!(
                         "{} is before started_at {}, expected a later time",
-                        self.submitted_at, self.started_at
+                        cut(&self.submitted_at),
+                        cut(&self.started_at)
                     ),
                 );
             }
@@ -147,7 +150,7 @@ impl Ballot {
             match form.item(id) {
                 None => p(
                     &path,
-                    format!("{id:?} is not an item of form {:?}", form.id),
+                    format!("{} is not an item of form {}", quoted(id), quoted(&form.id)),
                 ),
                 Some(item) => {
                     for msg in answer_problems(form, item, answer) {
@@ -162,9 +165,9 @@ impl Ballot {
 
 fn describe(a: &Answer) -> String {
     match a {
-        Answer::Str(s) => format!("text {s:?}"),
+        Answer::Str(s) => format!("text {}", quoted(s)),
         Answer::Number(n) => format!("number {n}"),
-        Answer::Codes(c) => format!("a list {c:?}"),
+        Answer::Codes(c) => format!("a list {}", cut(&format!("{c:?}"))),
         Answer::Grid(_) => "a grid".into(),
     }
 }
@@ -178,7 +181,8 @@ pub fn answer_problems(form: &Form, item: &Item, answer: &Answer) -> Vec<String>
         (ItemKind::Single { .. } | ItemKind::Rating { .. }, Answer::Str(code)) => {
             if !codes.contains(&code.as_str()) {
                 out.push(format!(
-                    "{code:?} is not an option, expected one of: {}",
+                    "{} is not an option, expected one of: {}",
+                    quoted(code),
                     expected_codes()
                 ));
             }
@@ -193,11 +197,15 @@ pub fn answer_problems(form: &Form, item: &Item, answer: &Answer) -> Vec<String>
             for (i, code) in list.iter().enumerate() {
                 if !codes.contains(&code.as_str()) {
                     out.push(format!(
-                        "{code:?} is not an option, expected one of: {}",
+                        "{} is not an option, expected one of: {}",
+                        quoted(code),
                         expected_codes()
                     ));
                 } else if list[..i].contains(code) {
-                    out.push(format!("{code:?} is chosen twice, expected each code once"));
+                    out.push(format!(
+                        "{} is chosen twice, expected each code once",
+                        quoted(code)
+                    ));
                 }
             }
         }
@@ -247,7 +255,8 @@ pub fn answer_problems(form: &Form, item: &Item, answer: &Answer) -> Vec<String>
             for (unit, row) in grid {
                 if !units.contains(unit) {
                     out.push(format!(
-                        "{unit:?} is not a unit of this grid, expected one of: {}",
+                        "{} is not a unit of this grid, expected one of: {}",
+                        quoted(unit),
                         units.join(", ")
                     ));
                     continue;
@@ -256,12 +265,16 @@ pub fn answer_problems(form: &Form, item: &Item, answer: &Answer) -> Vec<String>
                     if !criteria.iter().any(|c| &c.id == crit) {
                         let ids: Vec<&str> = criteria.iter().map(|c| c.id.as_str()).collect();
                         out.push(format!(
-                            "{unit}.{crit}: {crit:?} is not a criterion, expected one of: {}",
+                            "{}.{}: {} is not a criterion, expected one of: {}",
+                            cut(unit),
+                            cut(crit),
+                            quoted(crit),
                             ids.join(", ")
                         ));
                     } else if !codes.contains(&code.as_str()) {
                         out.push(format!(
-                            "{unit}.{crit}: {code:?} is not an option, expected one of: {}",
+                            "{unit}.{crit}: {} is not an option, expected one of: {}",
+                            quoted(code),
                             expected_codes()
                         ));
                     }

@@ -149,13 +149,66 @@ pub fn json_error(
     err
 }
 
-/// serde_json's message without the " at line L column C" it appends.
+/// serde_json's message without the " at line L column C" it appends, with the values it
+/// quotes cut to a readable length ([`cut_quoted`]).
 pub fn json_message(e: &serde_json::Error) -> String {
     let message = e.to_string();
-    message
+    let message = message
         .rsplit_once(" at line ")
-        .map(|(m, _)| m.to_string())
-        .unwrap_or(message)
+        .map(|(m, _)| m)
+        .unwrap_or(&message);
+    cut_quoted(message)
+}
+
+/// A message written by another library with every value it quotes (between `"` or
+/// `` ` ``) cut to [`SHOWN_CHARS`] characters plus its length when longer, so that
+/// `invalid type: string "…50 MB…", expected u64` stays one readable line.
+pub fn cut_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = &rest[open..=open];
+        out.push_str(&rest[..=open]);
+        let inside = &rest[open + 1..];
+        // A `"` escaped with a backslash does not close a Debug-quoted value.
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in inside.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && quote == "\"" {
+                escaped = true;
+            } else if inside[i..].starts_with(quote) {
+                close = Some(i);
+                break;
+            }
+        }
+        let (value, after) = match close {
+            Some(i) => (&inside[..i], Some(&inside[i + 1..])),
+            None => (inside, None),
+        };
+        let n = value.chars().count();
+        if n > SHOWN_CHARS {
+            out.extend(value.chars().take(SHOWN_CHARS));
+            out.push('…');
+        } else {
+            out.push_str(value);
+        }
+        let length = if n > SHOWN_CHARS {
+            format!(" ({n} characters)")
+        } else {
+            String::new()
+        };
+        let Some(after) = after else {
+            out.push_str(&length);
+            return out;
+        };
+        out.push_str(quote);
+        out.push_str(&length);
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Characters of a value that a message shows before cutting it (see [`quoted`]).
@@ -204,5 +257,28 @@ mod tests {
             cut(&"满".repeat(61)),
             format!("{}… (61 characters)", "满".repeat(60))
         );
+    }
+
+    #[test]
+    fn values_quoted_by_other_libraries_are_cut() {
+        let long = "y".repeat(5000);
+        let m = format!("invalid type: string \"{long}\", expected u64");
+        assert_eq!(
+            cut_quoted(&m),
+            format!(
+                "invalid type: string \"{}…\" (5000 characters), expected u64",
+                "y".repeat(60)
+            )
+        );
+        let m = format!("unknown field `{long}`, expected `id` or `name`");
+        assert_eq!(
+            cut_quoted(&m),
+            format!(
+                "unknown field `{}…` (5000 characters), expected `id` or `name`",
+                "y".repeat(60)
+            )
+        );
+        assert_eq!(cut_quoted("a \"b\\\"c\" d"), "a \"b\\\"c\" d");
+        assert_eq!(cut_quoted("open \"abc"), "open \"abc");
     }
 }

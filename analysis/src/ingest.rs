@@ -33,7 +33,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::aggregate::Aggregate;
 use crate::ballot::{answer_problems, Answer, Ballot};
 use crate::csv_lines::LineCounted;
-use crate::error::InputError;
+use crate::error::{quoted, InputError};
 use crate::form::{Form, Item, ItemKind};
 use crate::rules::{Resolved, TooFast};
 use crate::time::parse_rfc3339;
@@ -526,7 +526,7 @@ impl<'f> CsvLayout<'f> {
             InputError::new(&self.source, msg)
                 .at_line(line)
                 .at_column(i as u64 + 1)
-                .in_field(format!("column {:?}", self.names[i]))
+                .in_field(format!("column {}", quoted(&self.names[i])))
         };
         let text = |i: usize| -> Result<&str, InputError> {
             let raw = &rec[i];
@@ -565,15 +565,20 @@ impl<'f> CsvLayout<'f> {
                         "form_id" if v != form.id => {
                             return Err(err(
                                 i,
-                                format!("{v:?} is not this form, expected {:?}", form.id),
+                                format!(
+                                    "{} is not this form, expected {}",
+                                    quoted(v),
+                                    quoted(&form.id)
+                                ),
                             ))
                         }
                         "form_version" if v != form.version => {
                             return Err(err(
                                 i,
                                 format!(
-                                    "{v:?} is not this form's version, expected {:?}",
-                                    form.version
+                                    "{} is not this form's version, expected {}",
+                                    quoted(v),
+                                    quoted(&form.version)
                                 ),
                             ))
                         }
@@ -586,7 +591,8 @@ impl<'f> CsvLayout<'f> {
                                 return Err(err(
                                     i,
                                     format!(
-                                        "{v:?} is not a respondent group, expected one of: {}",
+                                        "{} is not a respondent group, expected one of: {}",
+                                        quoted(v),
                                         rules.groups.join(", ")
                                     ),
                                 ))
@@ -596,7 +602,8 @@ impl<'f> CsvLayout<'f> {
                             return Err(err(
                                 i,
                                 format!(
-                                    "{v:?} is not a language of the form, expected one of: {}",
+                                    "{} is not a language of the form, expected one of: {}",
+                                    quoted(v),
                                     form.languages.join(", ")
                                 ),
                             ))
@@ -606,7 +613,8 @@ impl<'f> CsvLayout<'f> {
                                 return Err(err(
                                     i,
                                     format!(
-                                        "{v:?} is not an RFC 3339 time such as 2026-11-22T09:30:00+08:00"
+                                        "{} is not an RFC 3339 time such as 2026-11-22T09:30:00+08:00",
+                                        quoted(v)
                                     ),
                                 ));
                             };
@@ -639,8 +647,8 @@ impl<'f> CsvLayout<'f> {
                             return Err(err(
                                 i,
                                 format!(
-                                    "{:?} is not an option, expected one of: {}",
-                                    String::from_utf8_lossy(code),
+                                    "{} is not an option, expected one of: {}",
+                                    quoted(&String::from_utf8_lossy(code)),
                                     codes.join(", ")
                                 ),
                             ));
@@ -655,7 +663,8 @@ impl<'f> CsvLayout<'f> {
                         return Err(err(
                             i,
                             format!(
-                                "{v:?} is not an option, expected one of: {}",
+                                "{} is not an option, expected one of: {}",
+                                quoted(v),
                                 codes.join(", ")
                             ),
                         ));
@@ -678,7 +687,10 @@ impl<'f> CsvLayout<'f> {
                             _ => {
                                 return Err(err(
                                     i,
-                                    format!("{v:?} is not a number, expected a number such as 12"),
+                                    format!(
+                                        "{} is not a number, expected a number such as 12",
+                                        quoted(v)
+                                    ),
                                 ))
                             }
                         },

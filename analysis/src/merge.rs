@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::ballot::Ballot;
-use crate::error::InputError;
+use crate::error::{quoted, InputError};
 
 /// Ballots of one device in one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,8 +68,8 @@ impl Merger {
             Some((_, first)) => Err(InputError::new(
                 place,
                 format!(
-                    "response_id {:?} was read before with different answers (at {first}), expected one set of answers per ballot id; keep the right one and remove the other",
-                    b.id
+                    "response_id {} was read before with different answers (at {first}), expected one set of answers per ballot id; keep the right one and remove the other",
+                    quoted(&b.id)
                 ),
             )),
         }

@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 
 use crate::ballot::{Answer, Ballot, Grid};
 use crate::csv_lines::{LineCounted, Lines};
-use crate::error::InputError;
+use crate::error::{quoted, InputError};
 use crate::form::{Form, Item, ItemKind};
 
 /// The fixed columns before the answers.
@@ -257,14 +257,14 @@ pub fn resolve_header(
             InputError::new(source, msg)
                 .at_line(1)
                 .at_column(i as u64 + 1)
-                .in_field(format!("header {name:?}"))
+                .in_field(format!("header {}", quoted(name)))
         };
         let Some(k) = known.iter().position(|(n, _)| n == name) else {
             return Err(err(format!(
-                "unknown column, expected one of the {} columns of form {:?} version {:?} ({}, …)",
+                "unknown column, expected one of the {} columns of form {} version {} ({}, …)",
                 known.len(),
-                form.id,
-                form.version,
+                quoted(&form.id),
+                quoted(&form.version),
                 known
                     .iter()
                     .take(12)
@@ -290,10 +290,10 @@ pub fn resolve_header(
         return Err(InputError::new(
             source,
             format!(
-                "{} column{} of form {:?} missing from the header: {}",
+                "{} column{} of form {} missing from the header: {}",
                 missing.len(),
                 if missing.len() == 1 { " is" } else { "s are" },
-                form.id,
+                quoted(&form.id),
                 missing.join(", ")
             ),
         )
@@ -384,7 +384,7 @@ impl<'f, R: Read> Reader<'f, R> {
             let err = |msg: String| {
                 InputError::new(&self.source, msg)
                     .at_line(line)
-                    .in_field(format!("column {name:?}"))
+                    .in_field(format!("column {}", quoted(name)))
             };
             match col {
                 Column::Meta(i) => {
@@ -412,7 +412,8 @@ impl<'f, R: Read> Reader<'f, R> {
                             Ok(x) if x.is_finite() => Answer::Number(x),
                             _ => {
                                 return Err(err(format!(
-                                    "{cell:?} is not a number, expected a number such as 12"
+                                    "{} is not a number, expected a number such as 12",
+                                    quoted(cell)
                                 )))
                             }
                         },
@@ -441,7 +442,7 @@ impl<'f, R: Read> Reader<'f, R> {
             let column = column_of(&p.path);
             return Err(InputError::new(&self.source, p.message)
                 .at_line(line)
-                .in_field(format!("column {column:?}")));
+                .in_field(format!("column {}", quoted(&column))));
         }
         Ok(b)
     }
@@ -495,6 +496,11 @@ pub fn next_row<R: Read>(
 
 /// A csv crate error as an [`InputError`] with the true line.
 pub fn csv_error(source: &str, lines: &Lines, e: csv::Error) -> InputError {
+    if let csv::ErrorKind::Io(io) = e.kind() {
+        if let Some(q) = crate::csv_lines::unterminated_quote(io) {
+            return InputError::new(source, crate::csv_lines::UNTERMINATED_QUOTE).at_line(q.line);
+        }
+    }
     let line = e.position().map(|p| lines.line_at(p.byte()));
     let msg = match e.kind() {
         csv::ErrorKind::UnequalLengths {

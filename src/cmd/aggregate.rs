@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::score::{load_form, load_rules, read_inputs, write_output};
+use super::score::{inputs, load_form, load_rules, read_inputs, write_output};
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -33,6 +33,8 @@ const EXAMPLES: &str = "Examples:
   pingyi score part1.json part2.json --rules rules.toml";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let read = inputs(&args.files, args.form.as_deref(), args.rules.as_deref());
+    crate::output::refuse_inputs(&args.output, &read)?;
     let form = load_form(args.form.as_deref())?;
     let rules = load_rules(args.rules.as_deref(), &form)?;
     let agg = read_inputs(&form, &rules, &args.files, args.threads)?;

@@ -1,14 +1,12 @@
 //! `pingyi assess`: the annual assessment (年度考核) from a score report, other components,
 //! deductions and the `[assessment]` section of the rules.
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use analysis::assess::{assess, read_components, read_deductions};
 use analysis::score::Report;
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use super::score::{format_of, load_form, load_rules, write_output, Format};
 
@@ -44,6 +42,16 @@ const EXAMPLES: &str = "Examples:
   pingyi assess --scores scores.json --components c.csv --deductions d.csv --rules r.toml -o total.csv";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(out) = &args.output {
+        let mut read: Vec<&Path> = vec![
+            args.scores.as_path(),
+            args.components.as_path(),
+            args.rules.as_path(),
+        ];
+        read.extend(args.deductions.as_deref());
+        read.extend(args.form.as_deref());
+        crate::output::refuse_inputs(out, &read)?;
+    }
     let form = load_form(args.form.as_deref())?;
     let rules = load_rules(Some(&args.rules), &form)?;
     let Some(a) = &rules.rules.assessment else {
@@ -56,27 +64,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = crate::input::read_text(&args.scores)?;
     let report: Report = serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
-            "{scores_name}:{}:{}: {e}; expected the JSON written by `pingyi score --format json`",
+            "{scores_name}:{}:{}: {}; expected the JSON written by `pingyi score --format json`",
             e.line(),
-            e.column()
+            e.column(),
+            analysis::error::json_message(&e)
         )
     })?;
     if report.form_id != form.id {
         bail!(
-            "{scores_name}: scores of form {:?}, expected form {:?} (give the form with --form)",
-            report.form_id,
-            form.id
+            "{scores_name}: scores of form {}, expected form {} (give the form with --form)",
+            analysis::error::quoted(&report.form_id),
+            analysis::error::quoted(&form.id)
         );
     }
     let comp_name = args.components.display().to_string();
-    let f = File::open(&args.components).with_context(|| format!("cannot read {comp_name}"))?;
-    let components = read_components(&comp_name, BufReader::new(f), a, &report)?;
+    let f = crate::input::open_text(&args.components)?;
+    let components = read_components(&comp_name, f, a, &report)?;
     let deductions = match &args.deductions {
         None => Default::default(),
         Some(p) => {
             let name = p.display().to_string();
-            let f = File::open(p).with_context(|| format!("cannot read {name}"))?;
-            read_deductions(&name, BufReader::new(f), a, &report)?
+            let f = crate::input::open_text(p)?;
+            read_deductions(&name, f, a, &report)?
         }
     };
     let result = assess(&report, a, &components, &deductions, &comp_name)?;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use analysis::form::{Form, ItemKind, DEFAULT_FORM_JSON};
-use anyhow::Context;
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -49,8 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::Check { file, default } => check(file, default),
         Action::Default { output } => {
             match output {
-                Some(path) => std::fs::write(&path, DEFAULT_FORM_JSON)
-                    .with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => crate::output::write_bytes(&path, DEFAULT_FORM_JSON.as_bytes())?,
                 None => std::io::stdout().write_all(DEFAULT_FORM_JSON.as_bytes())?,
             }
             Ok(ExitCode::SUCCESS)

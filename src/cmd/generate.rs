@@ -1,13 +1,10 @@
 //! `pingyi generate`: synthetic ballots for trying the scorer and for benchmarks.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use analysis::synth::Generator;
 use analysis::wide_csv;
-use anyhow::Context;
 
 use super::score::load_form;
 
@@ -33,30 +30,36 @@ const EXAMPLES: &str = "Examples:
   pingyi generate --ballots 50 --seed 7 -o sample.json";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let read: Vec<&std::path::Path> = args.form.as_deref().into_iter().collect();
+    crate::output::refuse_inputs(&args.output, &read)?;
     let form = load_form(args.form.as_deref())?;
     let mut g = Generator::new(&form, args.seed);
     let name = args.output.display().to_string();
-    let file = File::create(&args.output).with_context(|| format!("cannot write {name}"))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
     let json = args
         .output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    if json {
-        out.write_all(b"[")?;
-        for i in 0..args.ballots {
-            out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-            serde_json::to_writer_pretty(&mut out, &g.ballot())?;
+    crate::output::write_atomically(&args.output, |out| {
+        if json {
+            out.write_all(b"[")?;
+            for i in 0..args.ballots {
+                out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+                serde_json::to_writer_pretty(&mut *out, &g.ballot())?;
+            }
+            out.write_all(b"\n]\n")?;
+        } else {
+            let mut w = wide_csv::Writer::new(&form, out)?;
+            for _ in 0..args.ballots {
+                w.write(&g.ballot())?;
+            }
+            w.finish()?;
         }
-        out.write_all(b"\n]\n")?;
-        out.flush()?;
-    } else {
-        let mut w = wide_csv::Writer::new(&form, out)?;
-        for _ in 0..args.ballots {
-            w.write(&g.ballot())?;
-        }
-        w.finish()?.flush()?;
-    }
-    eprintln!("{name}: {} ballots of form {:?}", args.ballots, form.id);
+        Ok(())
+    })?;
+    eprintln!(
+        "{name}: {} ballots of form {}",
+        args.ballots,
+        analysis::error::quoted(&form.id)
+    );
     Ok(ExitCode::SUCCESS)
 }

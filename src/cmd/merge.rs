@@ -1,15 +1,14 @@
 //! `pingyi merge`: exports from many devices (CSV and JSON, in any mix) into one file,
 //! each ballot once, with a summary by device on standard error.
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use analysis::files::{sniff, Kind};
 use analysis::merge::Merger;
 use analysis::{wide_csv, Ballot, Form};
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use super::score::load_form;
 
@@ -31,19 +30,19 @@ const EXAMPLES: &str = "Examples:
   pingyi merge kiosk1.csv kiosk2.csv tablet.json -o all.csv
   pingyi merge day1.json day2.json -o week.json --form my-form.json";
 
-enum Out<'f> {
-    Csv(Box<wide_csv::Writer<'f, BufWriter<File>>>),
-    Json { w: BufWriter<File>, first: bool },
+enum Out<'f, 'w> {
+    Csv(Box<wide_csv::Writer<'f, &'w mut dyn Write>>),
+    Json { w: &'w mut dyn Write, first: bool },
 }
 
-impl Out<'_> {
+impl Out<'_, '_> {
     fn write(&mut self, b: &Ballot) -> std::io::Result<()> {
         match self {
             Out::Csv(w) => w.write(b),
             Out::Json { w, first } => {
                 w.write_all(if *first { b"[\n" } else { b",\n" })?;
                 *first = false;
-                serde_json::to_writer_pretty(&mut *w, b)?;
+                serde_json::to_writer_pretty(&mut **w, b)?;
                 Ok(())
             }
         }
@@ -52,15 +51,15 @@ impl Out<'_> {
     fn finish(self) -> std::io::Result<()> {
         match self {
             Out::Csv(w) => (*w).finish()?.flush(),
-            Out::Json { mut w, first } => {
-                w.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
-                w.flush()
-            }
+            Out::Json { w, first } => w.write_all(if first { b"[]\n" } else { b"\n]\n" }),
         }
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut read: Vec<&Path> = args.files.iter().map(PathBuf::as_path).collect();
+    read.extend(args.form.as_deref());
+    crate::output::refuse_inputs(&args.output, &read)?;
     let form = load_form(args.form.as_deref())?;
     let ext = args
         .output
@@ -75,42 +74,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.output.display()
         ),
     };
-    for f in &args.files {
-        if same_file(f, &args.output) {
-            bail!(
-                "{}: is both an input and the output, expected a new file for -o",
-                f.display()
-            );
-        }
-    }
-    let tmp = args
-        .output
-        .with_extension(format!("{}.partial", ext.as_deref().unwrap_or("out")));
-    let file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    let mut out = if json {
-        Out::Json {
-            w: BufWriter::new(file),
-            first: true,
-        }
-    } else {
-        Out::Csv(Box::new(wide_csv::Writer::new(
-            &form,
-            BufWriter::new(file),
-        )?))
-    };
-    let result = merge_into(&form, &args.files, &mut out);
-    let merger = match result {
-        Ok(m) => m,
-        Err(e) => {
-            drop(out);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    out.finish()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.output)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    let merger = crate::output::write_atomically(&args.output, |w| {
+        let mut out = if json {
+            Out::Json { w, first: true }
+        } else {
+            Out::Csv(Box::new(wide_csv::Writer::new(&form, w)?))
+        };
+        let merger = merge_into(&form, &args.files, &mut out)?;
+        out.finish()?;
+        Ok(merger)
+    })?;
     eprint!("{}", summary(&merger));
     eprintln!(
         "{}: {} ballots written, {} duplicates left out",
@@ -121,22 +94,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
-fn merge_into(form: &Form, files: &[PathBuf], out: &mut Out<'_>) -> anyhow::Result<Merger> {
+fn merge_into(form: &Form, files: &[PathBuf], out: &mut Out<'_, '_>) -> anyhow::Result<Merger> {
     let mut merger = Merger::new();
     for path in files {
         let name = path.display().to_string();
         let idx = merger.file(&name);
         match sniff(path)? {
             Kind::BallotsCsv => {
-                let f = File::open(path).with_context(|| format!("cannot read {name}"))?;
-                let mut reader = wide_csv::Reader::new(form, &name, BufReader::new(f))?;
+                let f = crate::input::open_text(path)?;
+                let mut reader = wide_csv::Reader::new(form, &name, f)?;
                 while let Some(b) = reader.next_ballot() {
                     let b = b?;
                     let place = format!("{name}:{}", reader.line());
@@ -146,8 +112,8 @@ fn merge_into(form: &Form, files: &[PathBuf], out: &mut Out<'_>) -> anyhow::Resu
                 }
             }
             Kind::BallotsJson => {
-                let f = File::open(path).with_context(|| format!("cannot read {name}"))?;
-                let ballots = analysis::json::read_all(form, &name, BufReader::new(f))?;
+                let f = crate::input::open_text(path)?;
+                let ballots = analysis::json::read_all(form, &name, f)?;
                 for (i, b) in ballots.iter().enumerate() {
                     if merger.add(idx, &format!("{name}: [{i}]"), b)? {
                         out.write(b)?;

@@ -10,7 +10,6 @@ use analysis::aggregate::Aggregate;
 use analysis::files::{aggregate_files, total_bytes, Options};
 use analysis::rules::{Resolved, Rules};
 use analysis::Form;
-use anyhow::Context;
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -139,10 +138,10 @@ pub fn read_inputs(
     Ok(agg?)
 }
 
-/// Writes `text` to the file, or to standard output.
+/// Writes `text` to the file (atomically, see [`crate::output`]), or to standard output.
 pub fn write_output(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
+        Some(p) => crate::output::write_bytes(p, text.as_bytes()),
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
@@ -152,7 +151,23 @@ pub fn write_output(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The files a scoring run reads: the inputs, the form and the rules.
+pub fn inputs<'a>(
+    files: &'a [PathBuf],
+    form: Option<&'a Path>,
+    rules: Option<&'a Path>,
+) -> Vec<&'a Path> {
+    let mut all: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    all.extend(form);
+    all.extend(rules);
+    all
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(out) = &args.output {
+        let read = inputs(&args.files, args.form.as_deref(), args.rules.as_deref());
+        crate::output::refuse_inputs(out, &read)?;
+    }
     let form = load_form(args.form.as_deref())?;
     let rules = load_rules(args.rules.as_deref(), &form)?;
     let agg = read_inputs(&form, &rules, &args.files, args.threads)?;
