@@ -313,14 +313,17 @@ impl Aggregate {
     pub fn merge(&mut self, other: &Aggregate) -> Result<(), String> {
         if other.format != FORMAT {
             return Err(format!(
-                "format {:?} is not {FORMAT:?}, expected a state written by this version of pingyi",
-                other.format
+                "format {} is not {FORMAT:?}, expected a state written by this version of pingyi",
+                crate::error::quoted(&other.format)
             ));
         }
         if (&other.form_id, &other.form_version) != (&self.form_id, &self.form_version) {
             return Err(format!(
-                "was made for form {:?} version {:?}, expected form {:?} version {:?}",
-                other.form_id, other.form_version, self.form_id, self.form_version
+                "was made for form {} version {}, expected form {:?} version {:?}",
+                crate::error::quoted(&other.form_id),
+                crate::error::quoted(&other.form_version),
+                self.form_id,
+                self.form_version
             ));
         }
         if other.units != self.units

@@ -115,7 +115,10 @@ fn read_triples<R: Read>(
     if names != ["unit", key, value] {
         return Err(InputError::new(
             source,
-            format!("the header is {:?}, expected {header}", names.join(",")),
+            format!(
+                "the header is {}, expected {header}",
+                crate::error::quoted(&names.join(","))
+            ),
         )
         .at_line(1));
     }
