@@ -7,8 +7,9 @@ use crate::harness::Session;
 /// Copies the one stored ballot line into new chunks (fresh ids, same answers) until
 /// local storage holds `limit` UTF-16 units, or until the browser refuses when `limit` is
 /// `None` (and then fills the last few units with empty values under other keys, so the
-/// browser takes nothing more at all). Returns how many lines were added. Only the chunk layout is assumed: key
-/// `pingyi.v1.b.NNNNNN`, a header line, then one ballot per line, the id first.
+/// browser takes nothing more at all). Returns how many lines were added. Only the chunk layout is assumed: keys
+/// under `pingyi.v1.b.` (the copies use the older `pingyi.v1.b.NNNNNN` names, which the
+/// store still reads), a header line, then one ballot per line, the id first.
 async fn replicate(s: &Session, limit: Option<u64>) -> u64 {
     let limit = limit.map_or("Infinity".to_string(), |l| l.to_string());
     let script = format!(
