@@ -71,7 +71,6 @@ async fn two_tabs_that_each_submit_keep_both_ballots() {
         .attr("data-ballot-id")
         .await
         .unwrap();
-    assert_eq!(chunk_keys(&s).await.len(), 2, "one chunk per tab");
 
     // The first tab learns of the second's ballot without a reload, and exports both.
     s.d().switch_to_window(first).await.unwrap();
@@ -85,6 +84,7 @@ async fn two_tabs_that_each_submit_keep_both_ballots() {
     want.sort();
     assert_eq!(ids, want);
     assert!(ballots.iter().all(|b| b.answers == a));
+    assert_eq!(chunk_keys(&s).await.len(), 2, "one chunk per tab");
     s.close().await;
 }
 
