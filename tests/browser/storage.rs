@@ -36,6 +36,10 @@ async fn replicate(s: &Session, limit: Option<u64>) -> u64 {
           while (true) {{
             try {{ localStorage.setItem('zz.filler.' + n, ''); n += 1; }} catch (e) {{ break; }}
           }}
+          // A shorter key may still fit where the last long one did not: down to one unit.
+          for (const k of ['zz.f', 'z0', 'z1', 'z2', 'z3', 'z4', 'z5', 'z6', 'z7', 'z8', 'z9', 'y', 'x', 'w', 'v', 'u']) {{
+            try {{ localStorage.setItem(k, ''); }} catch (e) {{}}
+          }}
         }}
         return added;"#
     );

@@ -282,12 +282,6 @@ fn Panel() -> impl IntoView {
         Signal::derive(move || summary.with(|f| f.iter().map(|x| x.ballots).sum::<usize>()));
     let damaged_n = Signal::derive(move || contents.with(|c| c.damaged.len()));
 
-    // Reads the store afresh (another tab may have stored more) and bumps the panel.
-    let fresh = move || {
-        ctx.store.update_value(|s| s.refresh());
-        ctx.store_rev.update(|r| *r += 1);
-        ctx.store.with_value(|s| s.contents())
-    };
     let export = move |fkey: String, as_csv: bool| {
         let t = ctx.t();
         let loaded = ctx
@@ -301,7 +295,7 @@ fn Panel() -> impl IntoView {
             }
             None => return message.set(Some(fill(t.export_failed, &[("e", &fkey)]))),
         };
-        let ballots = fresh().forms.remove(&fkey).unwrap_or_default();
+        let ballots = read_afresh(ctx).forms.remove(&fkey).unwrap_or_default();
         let device = ctx.settings.with_untracked(|s| s.device_id.clone());
         let name = format!(
             "pingyi-{}-{}-{}",
@@ -344,34 +338,6 @@ fn Panel() -> impl IntoView {
             Err(e) => message.set(Some(fill(t.export_failed, &[("e", &e)]))),
         }
     };
-    let export_damaged = move |_| {
-        let t = ctx.t();
-        let c = fresh();
-        let device = ctx.settings.with_untracked(|s| s.device_id.clone());
-        let at = platform::now_iso();
-        let name = format!(
-            "pingyi-{}-damaged-{}.json",
-            file_part(&device),
-            local_stamp()
-        );
-        match platform::download(
-            &name,
-            "application/json",
-            &damaged_document(&device, &at, &c.damaged),
-        ) {
-            Ok(()) => {
-                let mut s = ctx.settings.get_untracked();
-                s.damaged_exported = Some(c.damaged_fingerprint());
-                let done = fill(t.damaged_exported, &[("n", &c.damaged.len()), ("t", &at)]);
-                message.set(Some(match ctx.save_settings(s) {
-                    Ok(()) => done,
-                    Err(e) => format!("{done} {}", fill(t.export_mark_failed, &[("e", &e)])),
-                }));
-            }
-            Err(e) => message.set(Some(fill(t.export_failed, &[("e", &e)]))),
-        }
-    };
-
     view! {
         <div class="panel" data-testid="admin-panel">
             <DeviceSection message=message/>
@@ -404,20 +370,7 @@ fn Panel() -> impl IntoView {
                 <p class="muted" hidden=Signal::derive(move || total.get() > 0 || damaged_n.get() > 0)>{t.nothing_to_export}</p>
             </section>
 
-            <Show when=move || { damaged_n.get() > 0 }>
-                <section data-testid="damaged">
-                    <h2>{t.damaged_title}</h2>
-                    <p class="warning" data-testid="damaged-total">{move || fill(t.damaged_total, &[("n", &damaged_n.get())])}</p>
-                    <ul class="problems">
-                        {move || contents.with(|c| c.damaged.iter().map(|d| {
-                            let line = d.line.map(|n| format!(" #{n}")).unwrap_or_default();
-                            let text = fill(t.damaged_entry, &[("key", &d.key), ("line", &line), ("reason", &d.reason), ("raw", &cut(&d.raw))]);
-                            view! { <li data-testid="damaged-entry">{text}</li> }
-                        }).collect_view())}
-                    </ul>
-                    <button class="primary" data-testid="export-damaged" on:click=export_damaged>{t.export_damaged}</button>
-                </section>
-            </Show>
+            <DamagedSection contents=contents message=message/>
 
             <StorageSection/>
             <ClearSection all_exported=Signal::derive(all_exported) anything=Signal::derive(move || total.get() + damaged_n.get() > 0) message=message/>
@@ -429,6 +382,66 @@ fn Panel() -> impl IntoView {
                 <button class="secondary big" data-testid="admin-close" on:click=move |_| ctx.go_to_start()>{t.close_admin}</button>
             </div>
         </div>
+    }
+}
+
+/// Reads the store afresh (another tab may have stored more) and bumps the panel.
+fn read_afresh(ctx: Ctx) -> Contents {
+    ctx.store.update_value(|s| s.refresh());
+    ctx.store_rev.update(|r| *r += 1);
+    ctx.store.with_value(|s| s.contents())
+}
+
+/// The entries that cannot be read: each with its key, why, and the start of what it
+/// holds; and their raw export, which clearing waits for.
+#[component]
+fn DamagedSection(contents: Memo<Contents>, message: RwSignal<Option<String>>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let damaged_n = Signal::derive(move || contents.with(|c| c.damaged.len()));
+    let export_damaged = move |_| {
+        let t = ctx.t();
+        let c = read_afresh(ctx);
+        let device = ctx.settings.with_untracked(|s| s.device_id.clone());
+        let at = platform::now_iso();
+        let name = format!(
+            "pingyi-{}-damaged-{}.json",
+            file_part(&device),
+            local_stamp()
+        );
+        match platform::download(
+            &name,
+            "application/json",
+            &damaged_document(&device, &at, &c.damaged),
+        ) {
+            Ok(()) => {
+                let mut s = ctx.settings.get_untracked();
+                s.damaged_exported = Some(c.damaged_fingerprint());
+                let done = fill(t.damaged_exported, &[("n", &c.damaged.len()), ("t", &at)]);
+                message.set(Some(match ctx.save_settings(s) {
+                    Ok(()) => done,
+                    Err(e) => format!("{done} {}", fill(t.export_mark_failed, &[("e", &e)])),
+                }));
+            }
+            Err(e) => message.set(Some(fill(t.export_failed, &[("e", &e)]))),
+        }
+    };
+
+    view! {
+        <Show when=move || { damaged_n.get() > 0 }>
+            <section data-testid="damaged">
+                <h2>{t.damaged_title}</h2>
+                <p class="warning" data-testid="damaged-total">{move || fill(t.damaged_total, &[("n", &damaged_n.get())])}</p>
+                <ul class="problems">
+                    {move || contents.with(|c| c.damaged.iter().map(|d| {
+                        let line = d.line.map(|n| format!(" #{n}")).unwrap_or_default();
+                        let text = fill(t.damaged_entry, &[("key", &d.key), ("line", &line), ("reason", &d.reason), ("raw", &cut(&d.raw))]);
+                        view! { <li data-testid="damaged-entry">{text}</li> }
+                    }).collect_view())}
+                </ul>
+                <button class="primary" data-testid="export-damaged" on:click=export_damaged>{t.export_damaged}</button>
+            </section>
+        </Show>
     }
 }
 
