@@ -107,6 +107,34 @@ fn the_default_form_written_out_checks_valid() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
 
+/// A version holding a line break or a tab passed `form check`; served, the first made each
+/// page load overwrite the earlier ballots and the second hid them from the count.
+#[test]
+fn form_check_refuses_a_version_with_a_line_break_or_a_tab() {
+    let hall = std::fs::read_to_string(form("hall.json")).unwrap();
+    assert!(hall.contains(r#""version": "3""#));
+    let dir = tempfile::tempdir().unwrap();
+    for (escaped, shown) in [
+        (r"3\n1", r#""3\n1" holds a line break"#),
+        (r"3\t1", r#""3\t1" holds a tab"#),
+    ] {
+        let path = dir.path().join("bad-version.json");
+        std::fs::write(
+            &path,
+            hall.replace(r#""version": "3""#, &format!(r#""version": "{escaped}""#)),
+        )
+        .unwrap();
+        let o = pingyi(&["form", "check", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        let out = stdout(&o);
+        assert!(out.contains(&format!("version: {shown}")), "{out}");
+        assert!(
+            out.contains("expected printable text without tabs or line breaks"),
+            "{out}"
+        );
+    }
+}
+
 /// A site folder with stand-in files, so serving can be tested without building the app.
 fn stand_in_site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::ballot::{Answer, Ballot, Grid};
+use crate::error::cut;
 use crate::form::{Form, ItemKind};
 use crate::time::{format_rfc3339, parse_rfc3339};
 
@@ -33,6 +34,8 @@ const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 /// One character per scale position; scales with more options store a grid as an object.
 const CELL_CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const EMPTY_CELL: char = '.';
+/// The last millisecond of the year 9999: stored times beyond it are damage, not times.
+const LATEST_MS: i64 = 253_402_300_799_999;
 
 /// Encodes a ballot of `form` as one line (no line breaks inside).
 ///
@@ -43,6 +46,13 @@ pub fn encode(form: &Form, b: &Ballot) -> Result<String, String> {
         .ok_or_else(|| format!("started_at {:?} is not RFC 3339", b.started_at))?;
     let end = parse_rfc3339(&b.submitted_at)
         .ok_or_else(|| format!("submitted_at {:?} is not RFC 3339", b.submitted_at))?;
+    // What decode accepts, so that a stored line always reads back.
+    if !(0..=LATEST_MS).contains(&start) || !(0..=LATEST_MS).contains(&end) {
+        return Err(format!(
+            "started_at {:?} or submitted_at {:?} is not between 1970 and 9999",
+            b.started_at, b.submitted_at
+        ));
+    }
     let position_or_text =
         |pos: Option<usize>, text: &str| pos.map_or_else(|| json!(text), |i| json!(i));
     let mut row = vec![
@@ -126,13 +136,32 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
             .as_u64()
             .and_then(|i| list.get(i as usize).map(|s| s.to_string()))
             .ok_or_else(|| format!("{what} {n} is not a position in the form's list")),
-        other => Err(format!("{what} is {other}, expected text or a position")),
+        other => Err(format!(
+            "{what} is {}, expected text or a position",
+            cut(&other.to_string())
+        )),
     };
     let id = row[0]
         .as_str()
-        .ok_or_else(|| format!("the id is {}, expected text", row[0]))?;
-    let start = row[3].as_i64().ok_or("the start time is not a number")?;
-    let duration = row[4].as_i64().ok_or("the duration is not a number")?;
+        .ok_or_else(|| format!("the id is {}, expected text", cut(&row[0].to_string())))?;
+    let start = row[3]
+        .as_i64()
+        .filter(|t| (0..=LATEST_MS).contains(t))
+        .ok_or_else(|| {
+            format!(
+                "the start time {} is not a time in ms from 1970 to 9999",
+                cut(&row[3].to_string())
+            )
+        })?;
+    let duration = row[4]
+        .as_i64()
+        .filter(|d| (-start..=LATEST_MS - start).contains(d))
+        .ok_or_else(|| {
+            format!(
+                "the duration {} is not a number of ms ending between 1970 and 9999",
+                cut(&row[4].to_string())
+            )
+        })?;
     let mut b = Ballot {
         id: unpack_id(id),
         form_id: form.id.clone(),
@@ -204,8 +233,9 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
             }
             (other, kind) => {
                 return Err(format!(
-                    "{}: {other} does not fit a {} item",
+                    "{}: {} does not fit a {} item",
                     item.id,
+                    cut(&other.to_string()),
                     kind.type_name()
                 ))
             }
@@ -385,6 +415,31 @@ mod tests {
             .starts_with("not a stored ballot"));
         let e = decode(&form, "k", &line.replacen("[", "[\"x\",", 1)).unwrap_err();
         assert!(e.contains("fields, expected"), "{e}");
+    }
+
+    /// Times far outside any calendar overflowed the end time; a stored line is damage
+    /// to report, never a reason to panic.
+    #[test]
+    fn impossible_times_are_refused_not_overflowed() {
+        let form = Form::default_form();
+        let line = encode(&form, &sample(&form)).unwrap();
+        let row: Vec<Value> = serde_json::from_str(&line).unwrap();
+        for (start, duration) in [
+            (json!(i64::MAX), json!(1)),
+            (json!(0), json!(i64::MAX)),
+            (json!(-5), json!(0)),
+            (json!(1e300), json!(0)),
+            (json!(5), json!(-6)),
+        ] {
+            let mut bad = row.clone();
+            bad[3] = start;
+            bad[4] = duration;
+            let e = decode(&form, "k", &Value::Array(bad).to_string()).unwrap_err();
+            assert!(
+                e.contains("from 1970 to 9999") || e.contains("ending between 1970 and 9999"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

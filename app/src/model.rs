@@ -19,6 +19,8 @@ pub mod keys {
     pub const DRAFT_FORM: &str = "pingyi.v1.draft.form";
     pub const ACTIVE_FORM: &str = "pingyi.v1.form.active";
     pub const CAPACITY: &str = "pingyi.v1.capacity";
+    /// Failed PIN attempts and the lockout, kept so that neither cancel nor reload resets them.
+    pub const PIN_LOCK: &str = "pingyi.v1.pin_lock";
     pub const LAST_SUBMIT: &str = "pingyi.v1.last_submit";
 }
 
@@ -127,6 +129,15 @@ pub struct Settings {
     /// How many ballots of each form key had been exported at the last export, with the
     /// newest ballot id then: clearing is allowed only when this matches the store.
     pub exported: BTreeMap<String, ExportMark>,
+    /// The fingerprint ([`crate::store::Contents::damaged_fingerprint`]) of the damaged
+    /// entries at their last export: clearing also needs this to match.
+    pub damaged_exported: Option<String>,
+    /// The settings record was damaged and its PIN could not be read: the admin screen
+    /// offers only the recovery (a typed word and a new PIN), never the first-use PIN choice.
+    pub pin_lost: bool,
+    /// Parts of a damaged settings record that could not be read (names of the fields),
+    /// shown to the official until acknowledged.
+    pub repaired: Vec<String>,
 }
 
 /// What an export covered.
@@ -148,8 +159,142 @@ impl Default for Settings {
             kiosk: Kiosk::default(),
             pin: None,
             exported: BTreeMap::new(),
+            damaged_exported: None,
+            pin_lost: false,
+            repaired: Vec::new(),
         }
     }
+}
+
+/// Settings read from their stored text, and what could not be read of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingsRead {
+    /// Whatever could be read, the rest at its default.
+    pub settings: Settings,
+    /// Names of the fields that could not be read; empty when the record was whole.
+    pub lost: Vec<String>,
+}
+
+/// The settings fields a record must have read for it to count as whole.
+const SETTINGS_FIELDS: [&str; 4] = ["device_id", "kiosk", "pin", "exported"];
+
+/// Reads a stored settings record, failing closed: a record that is not whole keeps every
+/// field that can still be read (even from a record cut short), and lists the others. A
+/// PIN that cannot be read sets [`Settings::pin_lost`] (the device is not treated as new),
+/// and export marks that cannot be trusted are dropped, so clearing needs a new export.
+pub fn read_settings(raw: &str) -> SettingsRead {
+    if let Ok(settings) = serde_json::from_str::<Settings>(raw) {
+        return SettingsRead {
+            settings,
+            lost: Vec::new(),
+        };
+    }
+    let mut s = Settings::default();
+    let mut lost = Vec::new();
+    let whole: Option<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(raw).ok();
+    for name in SETTINGS_FIELDS {
+        let value = match &whole {
+            Some(map) => map.get(name).cloned(),
+            None => salvage_field(raw, name),
+        };
+        let read = value.is_some_and(|v| match name {
+            "device_id" => set_from(v, &mut s.device_id),
+            "kiosk" => set_from(v, &mut s.kiosk),
+            "pin" => set_from(v, &mut s.pin),
+            _ => set_from(v, &mut s.exported),
+        });
+        if !read {
+            lost.push(name.to_string());
+        }
+    }
+    if lost.iter().any(|f| f == "pin") {
+        s.pin = None;
+        s.pin_lost = true;
+    }
+    // Marks are trusted only from a whole record: a wrong one could allow a clear.
+    s.exported.clear();
+    if !lost.iter().any(|f| f == "exported") {
+        lost.push("exported".into());
+    }
+    s.repaired = lost.clone();
+    SettingsRead { settings: s, lost }
+}
+
+fn set_from<T: serde::de::DeserializeOwned>(v: serde_json::Value, slot: &mut T) -> bool {
+    match serde_json::from_value(v) {
+        Ok(x) => {
+            *slot = x;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// The value of `"name":` in a record that is not valid JSON as a whole (cut short, or
+/// garbled further on): the first JSON value after it, if that much is intact.
+fn salvage_field(raw: &str, name: &str) -> Option<serde_json::Value> {
+    let at = raw.find(&format!("\"{name}\":"))? + name.len() + 3;
+    serde_json::Deserializer::from_str(&raw[at..])
+        .into_iter::<serde_json::Value>()
+        .next()?
+        .ok()
+}
+
+/// Failed PIN attempts before a lockout.
+pub const PIN_ATTEMPTS: u32 = 5;
+/// How long a lockout lasts.
+pub const PIN_LOCKOUT_MS: f64 = 60_000.0;
+
+/// Failed PIN attempts and the lockout, stored on their own (see [`keys::PIN_LOCK`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PinLock {
+    /// Wrong PINs since the last right one or the last lockout.
+    pub failures: u32,
+    /// Until when (ms since the epoch) no PIN is taken.
+    pub locked_until_ms: f64,
+}
+
+impl PinLock {
+    /// Reads the stored record; one that cannot be read locks for a full period from
+    /// `now_ms` (failing closed: guessing must not get easier by damaging it).
+    pub fn read(raw: Option<&str>, now_ms: f64) -> PinLock {
+        match raw {
+            None => PinLock::default(),
+            Some(raw) => serde_json::from_str(raw).unwrap_or(PinLock {
+                failures: 0,
+                locked_until_ms: now_ms + PIN_LOCKOUT_MS,
+            }),
+        }
+    }
+
+    /// Whole seconds left of a lockout at `now_ms`, if one is on.
+    pub fn seconds_left(&self, now_ms: f64) -> Option<i64> {
+        let left = ((self.locked_until_ms - now_ms) / 1000.0).ceil() as i64;
+        (left > 0).then_some(left)
+    }
+
+    /// Counts a wrong PIN; the [`PIN_ATTEMPTS`]th starts a lockout.
+    pub fn failed(&mut self, now_ms: f64) {
+        self.failures += 1;
+        if self.failures >= PIN_ATTEMPTS {
+            self.failures = 0;
+            self.locked_until_ms = now_ms + PIN_LOCKOUT_MS;
+        }
+    }
+}
+
+/// Whether everything in the store has been exported, as the settings' marks record:
+/// every form's ballots (count and newest id) and the damaged entries (their fingerprint).
+pub fn everything_exported(contents: &crate::store::Contents, s: &Settings) -> bool {
+    let forms = contents.forms.iter().all(|(fkey, ballots)| {
+        ballots.is_empty()
+            || s.exported.get(fkey).is_some_and(|m| {
+                m.count == ballots.len() && ballots.last().is_some_and(|b| b.id == m.last_id)
+            })
+    });
+    let damaged = contents.damaged.is_empty()
+        || s.damaged_exported.as_deref() == Some(contents.damaged_fingerprint().as_str());
+    forms && damaged
 }
 
 /// A device id for a new device: `kiosk-` and eight hex digits.
@@ -357,6 +502,76 @@ mod tests {
         assert!(
             pin_is_acceptable("0000") && !pin_is_acceptable("123") && !pin_is_acceptable("12a4")
         );
+    }
+
+    /// A garbled settings record failed open: a new PIN could be chosen and the device id
+    /// and export marks were lost without a word.
+    #[test]
+    fn damaged_settings_fail_closed_and_keep_what_can_be_read() {
+        let mut s = Settings {
+            device_id: "政务大厅-1".into(),
+            pin: Some(PinHash::new("2468", &[1; 16])),
+            ..Settings::default()
+        };
+        s.exported.insert(
+            "f@1".into(),
+            ExportMark {
+                count: 3,
+                last_id: "x".into(),
+                at: "t".into(),
+            },
+        );
+        let whole = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            read_settings(&whole),
+            SettingsRead {
+                settings: s.clone(),
+                lost: vec![]
+            }
+        );
+
+        // Cut short inside the PIN: the device id (written before it) is still read.
+        let cut = &whole[..whole.find("\"salt\"").unwrap() + 12];
+        let read = read_settings(cut);
+        assert_eq!(read.settings.device_id, "政务大厅-1");
+        assert!(
+            read.settings.pin.is_none() && read.settings.pin_lost,
+            "{read:?}"
+        );
+        assert!(read.lost.contains(&"pin".to_string()), "{:?}", read.lost);
+        assert!(read.settings.exported.is_empty(), "marks are not trusted");
+        assert_eq!(read.settings.repaired, read.lost);
+
+        // Valid JSON with one field of the wrong shape: the rest, PIN included, is kept.
+        let wrong_kiosk = whole
+            .replace("\"kiosk\":{", "\"kiosk\":[{")
+            .replace("},\"pin\"", "}],\"pin\"");
+        let read = read_settings(&wrong_kiosk);
+        assert_eq!(read.settings.pin, s.pin, "{wrong_kiosk}");
+        assert!(!read.settings.pin_lost);
+        assert_eq!(read.lost, ["kiosk", "exported"]);
+
+        // Nothing readable at all: still not a new device.
+        let read = read_settings("\u{0}\u{0}garbage");
+        assert!(read.settings.pin_lost && read.settings.device_id.is_empty());
+    }
+
+    /// The PIN lockout reset on cancel and reload: it lives in storage, and a damaged
+    /// record locks rather than unlocks.
+    #[test]
+    fn the_pin_lockout_survives_a_round_trip_through_storage() {
+        let mut lock = PinLock::read(None, 0.0);
+        for _ in 0..PIN_ATTEMPTS - 1 {
+            lock.failed(1_000.0);
+        }
+        assert_eq!(lock.seconds_left(1_000.0), None);
+        lock.failed(1_000.0);
+        let stored = serde_json::to_string(&lock).unwrap();
+        let again = PinLock::read(Some(&stored), 2_000.0);
+        assert_eq!(again.seconds_left(2_000.0), Some(59));
+        assert_eq!(again.seconds_left(61_000.0), None);
+        let garbled = PinLock::read(Some("{\"failures\":"), 5_000.0);
+        assert_eq!(garbled.seconds_left(5_000.0), Some(60));
     }
 
     #[test]

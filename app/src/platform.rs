@@ -6,20 +6,23 @@ use analysis::time::format_rfc3339;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use gloo_storage::{LocalStorage, Storage};
+
 use crate::store::KeyValue;
 
-/// `window.localStorage` as a [`KeyValue`].
+/// `window.localStorage` as a [`KeyValue`], through `gloo-storage`. Values are stored as the
+/// plain text given (gloo's own `get`/`set` would wrap them in JSON quotes and escapes,
+/// which costs room on every ballot line), so reads and writes go through the raw
+/// `Storage` it hands out.
 #[derive(Clone)]
-pub struct BrowserStorage(web_sys::Storage);
+pub struct BrowserStorage(());
 
 impl BrowserStorage {
-    /// The page's local storage, if the browser allows it.
+    /// The page's local storage, if the browser allows it (gloo-storage assumes it does,
+    /// so ask first: a browser that blocks site data throws on the first access).
     pub fn local() -> Option<BrowserStorage> {
-        web_sys::window()?
-            .local_storage()
-            .ok()
-            .flatten()
-            .map(BrowserStorage)
+        web_sys::window()?.local_storage().ok().flatten()?;
+        Some(BrowserStorage(()))
     }
 }
 
@@ -32,18 +35,18 @@ fn describe(e: JsValue) -> String {
 
 impl KeyValue for BrowserStorage {
     fn get(&self, key: &str) -> Option<String> {
-        self.0.get_item(key).ok().flatten()
+        LocalStorage::raw().get_item(key).ok().flatten()
     }
     fn set(&self, key: &str, value: &str) -> Result<(), String> {
-        self.0.set_item(key, value).map_err(describe)
+        LocalStorage::raw().set_item(key, value).map_err(describe)
     }
     fn remove(&self, key: &str) {
-        let _ = self.0.remove_item(key);
+        LocalStorage::delete(key);
     }
     fn keys(&self) -> Vec<String> {
-        let n = self.0.length().unwrap_or(0);
-        (0..n)
-            .filter_map(|i| self.0.key(i).ok().flatten())
+        let raw = LocalStorage::raw();
+        (0..LocalStorage::length())
+            .filter_map(|i| raw.key(i).ok().flatten())
             .collect()
     }
 }

@@ -3,17 +3,24 @@
 //! It sits on a plain key–value interface ([`KeyValue`]), which is the browser's
 //! `localStorage` in the app and a map with a quota in the tests. The layout:
 //!
-//! - `pingyi.v1.b.000001` … chunks: the first line is the form key (`id@version`), a tab
-//!   and the device id; then one ballot per line in [`analysis::compact`] form, at most
-//!   [`CHUNK_BALLOTS`] per chunk.
-//!   Appending rewrites one chunk with a single `setItem`, which the browser applies
-//!   whole or not at all, so a crash never leaves half a ballot.
+//! - `pingyi.v1.b.<writer>.<n>` chunks: the first line is the form key (`id@version`), a
+//!   tab and the device id; then one ballot per line in [`analysis::compact`] form, at
+//!   most [`CHUNK_BALLOTS`] per chunk. Appending rewrites one chunk with a single
+//!   `setItem`, which the browser applies whole or not at all, so a crash never leaves
+//!   half a ballot. `<writer>` is random and new for every page load (every tab), and a
+//!   writer only ever rewrites its own chunks, so two tabs can never overwrite each
+//!   other's ballots. (Devices that stored ballots before this layout have chunks named
+//!   `pingyi.v1.b.000001`; they are read and never appended to.)
 //! - `pingyi.v1.forms.<form key>`: the form definition the ballots of that key were
 //!   taken with, so they can be exported after the device has moved on to another form.
+//! - `pingyi.v1.damaged.<what>.<time>`: entries the app could not read and set aside raw
+//!   (a garbled settings record), kept until they have been exported.
 //!
 //! A write is read back before it counts as done; only then does the app thank the
-//! respondent. A line that cannot be decoded is never deleted by the store: it is counted
-//! and reported, and stays where it is.
+//! respondent. Nothing that cannot be read is ever rewritten or deleted before it has been
+//! exported: a line that does not decode, a chunk whose first line is damaged, a form
+//! definition that no longer parses are each reported as a [`Damaged`] entry holding the
+//! raw text, and the store appends to a fresh chunk instead of rewriting a damaged one.
 //!
 //! Space is counted the way Chromium counts it: in UTF-16 units of keys and values
 //! (Chromium allows 5,242,880 per site, 10 MiB), whatever the characters are.
@@ -21,14 +28,20 @@
 use std::collections::BTreeMap;
 
 use analysis::compact;
+use analysis::error::quoted;
 use analysis::form::Form;
 use analysis::Ballot;
+use sha2::{Digest, Sha256};
 
 /// Ballots per chunk: small enough that rewriting a chunk on every submit is cheap.
 pub const CHUNK_BALLOTS: usize = 200;
 
-const CHUNK_PREFIX: &str = "pingyi.v1.b.";
-const FORM_PREFIX: &str = "pingyi.v1.forms.";
+/// Every chunk key begins with this.
+pub const CHUNK_PREFIX: &str = "pingyi.v1.b.";
+/// Stored form definitions: this, then the form key.
+pub const FORM_PREFIX: &str = "pingyi.v1.forms.";
+/// Entries set aside raw because they could not be read (see [`quarantine`]).
+pub const QUARANTINE_PREFIX: &str = "pingyi.v1.damaged.";
 
 /// A string store with a quota, such as `localStorage`.
 pub trait KeyValue {
@@ -67,6 +80,22 @@ pub fn set_vital(kv: &dyn KeyValue, key: &str, value: &str) -> Result<(), String
             kv.set(key, value)
         }
     }
+}
+
+/// Sets an unreadable record aside raw under [`QUARANTINE_PREFIX`]`<what>.<at_ms>`, so it
+/// is reported and exported as a [`Damaged`] entry and kept until then. The same text set
+/// aside before is not stored twice.
+pub fn quarantine(kv: &dyn KeyValue, what: &str, raw: &str, at_ms: u64) -> Result<(), String> {
+    let prefix = format!("{QUARANTINE_PREFIX}{what}.");
+    let kept = kv
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(&prefix))
+        .any(|k| kv.get(&k).as_deref() == Some(raw));
+    if kept {
+        return Ok(());
+    }
+    set_vital(kv, &format!("{prefix}{at_ms}"), raw)
 }
 
 /// Free room left (UTF-16 units, within [`PROBE_STEP`] plus a key), found by filling it
@@ -115,11 +144,40 @@ pub fn form_key(form: &Form) -> String {
     format!("{}@{}", form.id, form.version)
 }
 
+/// A writer id for one page load: lowercase letters and digits from random bytes.
+pub fn writer_id(random: &[u8]) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuv";
+    random
+        .iter()
+        .map(|b| DIGITS[usize::from(b % 32)] as char)
+        .collect()
+}
+
+/// A chunk's first line: the form key and the device, if it reads as one.
+fn parse_header(first: &str) -> Option<(String, String)> {
+    let (form_key, device) = first.split_once('\t')?;
+    let well_formed = form_key.contains('@')
+        && !device.is_empty()
+        && !form_key.chars().any(char::is_control)
+        && !device.chars().any(char::is_control);
+    well_formed.then(|| (form_key.to_string(), device.to_string()))
+}
+
+/// Ballot lines of a chunk value (everything after the first line, empty lines skipped).
+fn ballot_lines(value: &str) -> impl Iterator<Item = (usize, &str)> {
+    value
+        .split('\n')
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.is_empty())
+}
+
 #[derive(Debug, Clone)]
 struct Chunk {
     key: String,
-    form_key: String,
-    device: String,
+    /// The form key and device from the first line; `None` when that line is damaged.
+    header: Option<(String, String)>,
+    /// Ballot lines in it (decoded or not).
     count: usize,
     /// Room the key and value take, kept so the start screen need not re-read megabytes.
     size: u64,
@@ -134,6 +192,9 @@ pub enum StoreError {
     NotReadBack(String),
     /// The ballot could not be encoded (a bug, reported rather than hidden).
     Encode(String),
+    /// The form key or device id holds a character that separates parts of the stored
+    /// chunk (a tab or a line break); storing it would hide or overwrite ballots.
+    UnsafeKey(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -142,69 +203,124 @@ impl std::fmt::Display for StoreError {
             StoreError::Refused(e) => write!(f, "the browser refused to store it ({e})"),
             StoreError::NotReadBack(k) => write!(f, "{k} did not read back as written"),
             StoreError::Encode(e) => write!(f, "it could not be encoded ({e})"),
+            StoreError::UnsafeKey(k) => write!(
+                f,
+                "{k} holds a tab, a line break or another control character, which would break the device's storage"
+            ),
         }
     }
 }
 
-/// Ballots of one form, read back from the store.
-#[derive(Debug, Default)]
-pub struct Stored {
-    /// The decoded ballots, oldest first.
-    pub ballots: Vec<Ballot>,
-    /// Lines that could not be decoded (kept in storage, never deleted by the store).
-    pub damaged: usize,
+/// A stored entry that could not be read, with its raw text: reported, exported raw, and
+/// kept until exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Damaged {
+    /// The storage key it is under.
+    pub key: String,
+    /// Its 1-based line in that value; `None` when the whole value is the entry.
+    pub line: Option<usize>,
+    /// The form key it belongs to, when known.
+    pub form_key: Option<String>,
+    /// Why it cannot be read.
+    pub reason: String,
+    /// The text as stored.
+    pub raw: String,
+}
+
+/// Everything in the store, read back.
+#[derive(Debug, Default, PartialEq)]
+pub struct Contents {
+    /// Decoded ballots (oldest first) by form key, for every form key whose definition
+    /// can be read.
+    pub forms: BTreeMap<String, Vec<Ballot>>,
+    /// Entries that could not be read, in key order.
+    pub damaged: Vec<Damaged>,
+}
+
+impl Contents {
+    /// A fingerprint of the damaged entries, to tell whether an export of them is still
+    /// complete: it changes whenever an entry is added, changed or removed.
+    pub fn damaged_fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for d in &self.damaged {
+            h.update(d.key.as_bytes());
+            h.update([0]);
+            h.update(d.line.unwrap_or(0).to_le_bytes());
+            h.update(d.raw.as_bytes());
+            h.update([0]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// The ballot store over a [`KeyValue`].
 pub struct BallotStore<S: KeyValue> {
     kv: S,
+    /// This page load's writer id: the only chunks it rewrites are `CHUNK_PREFIX<writer>.*`.
+    writer: String,
     chunks: Vec<Chunk>,
     /// The longest stored line (UTF-16 units): the room one more ballot needs.
     largest_line: u64,
 }
 
 impl<S: KeyValue> BallotStore<S> {
-    /// Opens the store, finding the chunks already there.
-    pub fn open(kv: S) -> BallotStore<S> {
-        let mut keys: Vec<String> = kv
+    /// Opens the store for the writer `writer` (see [`writer_id`]; letters and digits),
+    /// finding the chunks already there.
+    pub fn open(kv: S, writer: &str) -> BallotStore<S> {
+        let writer: String = writer.chars().filter(char::is_ascii_alphanumeric).collect();
+        let mut store = BallotStore {
+            kv,
+            writer: if writer.is_empty() {
+                "w".into()
+            } else {
+                writer
+            },
+            chunks: Vec::new(),
+            largest_line: 0,
+        };
+        store.refresh();
+        store
+    }
+
+    /// Reads the list of chunks again: other tabs may have added or removed some.
+    pub fn refresh(&mut self) {
+        let mut keys: Vec<String> = self
+            .kv
             .keys()
             .into_iter()
             .filter(|k| k.starts_with(CHUNK_PREFIX))
             .collect();
         keys.sort();
         let mut largest_line = 0;
-        let chunks = keys
+        self.chunks = keys
             .into_iter()
             .filter_map(|key| {
-                let value = kv.get(&key)?;
+                let value = self.kv.get(&key)?;
                 let size = cost(&key) + cost(&value);
-                let mut lines = value.split('\n');
-                let (form_key, device) = lines.next()?.split_once('\t')?;
-                let (form_key, device) = (form_key.to_string(), device.to_string());
+                let header = parse_header(value.split('\n').next().unwrap_or_default());
                 let mut count = 0;
-                for line in lines.filter(|l| !l.is_empty()) {
+                for (_, line) in ballot_lines(&value) {
                     count += 1;
                     largest_line = largest_line.max(cost(line) + 1);
                 }
                 Some(Chunk {
                     key,
-                    form_key,
-                    device,
+                    header,
                     count,
                     size,
                 })
             })
             .collect();
-        BallotStore {
-            kv,
-            chunks,
-            largest_line,
-        }
+        self.largest_line = largest_line;
     }
 
     /// The key–value store underneath.
     pub fn kv(&self) -> &S {
         &self.kv
+    }
+
+    fn own_prefix(&self) -> String {
+        format!("{CHUNK_PREFIX}{}.", self.writer)
     }
 
     /// Stores a ballot of `form` (whose definition text is `form_json`) and reads it back.
@@ -214,75 +330,97 @@ impl<S: KeyValue> BallotStore<S> {
         form_json: &str,
         ballot: &Ballot,
     ) -> Result<(), StoreError> {
-        let line = compact::encode(form, ballot).map_err(StoreError::Encode)?;
         let fkey = form_key(form);
+        if fkey.chars().any(char::is_control) {
+            return Err(StoreError::UnsafeKey(format!(
+                "the form key {}",
+                quoted(&fkey)
+            )));
+        }
+        let line = compact::encode(form, ballot).map_err(StoreError::Encode)?;
+        let device = ballot.device_id.replace(char::is_control, " ");
         let form_slot = format!("{FORM_PREFIX}{fkey}");
         if self.kv.get(&form_slot).as_deref() != Some(form_json) {
             self.kv
                 .set(&form_slot, form_json)
                 .map_err(StoreError::Refused)?;
         }
-        let device = ballot.device_id.replace(['\t', '\n', '\r'], " ");
-        let open = self
-            .chunks
-            .iter()
-            .rposition(|c| c.form_key == fkey && c.device == device && c.count < CHUNK_BALLOTS);
-        let (key, value) = match open {
-            Some(i) => {
-                let key = self.chunks[i].key.clone();
-                let old = self
-                    .kv
-                    .get(&key)
-                    .unwrap_or_else(|| format!("{fkey}\t{device}"));
-                (key, format!("{old}\n{line}"))
-            }
-            None => {
-                let next = self
-                    .chunks
-                    .iter()
-                    .filter_map(|c| c.key[CHUNK_PREFIX.len()..].parse::<u64>().ok())
-                    .max()
-                    .map_or(1, |n| n + 1);
-                (
-                    format!("{CHUNK_PREFIX}{next:06}"),
-                    format!("{fkey}\t{device}\n{line}"),
-                )
-            }
-        };
+        let (key, value, appended_to) = self.next_write(&fkey, &device, &line);
         self.kv.set(&key, &value).map_err(StoreError::Refused)?;
         if self.kv.get(&key).as_deref() != Some(value.as_str()) {
             return Err(StoreError::NotReadBack(key));
         }
         let size = cost(&key) + cost(&value);
-        match open {
+        let count = ballot_lines(&value).count();
+        match appended_to {
             Some(i) => {
-                self.chunks[i].count += 1;
+                self.chunks[i].count = count;
                 self.chunks[i].size = size;
             }
-            None => self.chunks.push(Chunk {
-                key,
-                form_key: fkey,
-                device,
-                count: 1,
-                size,
-            }),
+            None => {
+                self.chunks.push(Chunk {
+                    key,
+                    header: Some((fkey, device)),
+                    count,
+                    size,
+                });
+                self.chunks.sort_by(|a, b| a.key.cmp(&b.key));
+            }
         }
         self.largest_line = self.largest_line.max(cost(&line) + 1);
         Ok(())
     }
 
-    /// Number of stored ballots (lines), decoded or not.
-    pub fn count(&self) -> usize {
-        self.chunks.iter().map(|c| c.count).sum()
+    /// Where the next ballot line goes: (key, the whole new value, the index of the chunk
+    /// appended to). Only this writer's own chunks are appended to, and only when what is
+    /// stored there still begins with the expected first line; otherwise a fresh key that
+    /// holds nothing yet.
+    fn next_write(
+        &mut self,
+        fkey: &str,
+        device: &str,
+        line: &str,
+    ) -> (String, String, Option<usize>) {
+        let own = self.own_prefix();
+        let header = format!("{fkey}\t{device}");
+        let open = self.chunks.iter().rposition(|c| {
+            c.key.starts_with(&own)
+                && c.header
+                    .as_ref()
+                    .is_some_and(|(f, d)| f == fkey && d == device)
+                && c.count < CHUNK_BALLOTS
+        });
+        if let Some(i) = open {
+            let key = self.chunks[i].key.clone();
+            if let Some(old) = self.kv.get(&key) {
+                let intact = old.split('\n').next() == Some(header.as_str())
+                    && ballot_lines(&old).count() < CHUNK_BALLOTS;
+                if intact {
+                    return (key, format!("{old}\n{line}"), Some(i));
+                }
+            }
+        }
+        let mut n = self
+            .chunks
+            .iter()
+            .filter_map(|c| c.key.strip_prefix(&own)?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let key = loop {
+            let key = format!("{own}{n:04}");
+            if self.kv.get(&key).is_none() {
+                break key;
+            }
+            n += 1;
+        };
+        (key, format!("{header}\n{line}"), None)
     }
 
-    /// Number of stored ballots per form key.
-    pub fn count_by_form(&self) -> BTreeMap<String, usize> {
-        let mut out = BTreeMap::new();
-        for c in &self.chunks {
-            *out.entry(c.form_key.clone()).or_insert(0) += c.count;
-        }
-        out
+    /// Number of stored ballot lines, decoded or not (a chunk whose first line is damaged
+    /// counts its lines too).
+    pub fn count(&self) -> usize {
+        self.chunks.iter().map(|c| c.count).sum()
     }
 
     /// The form definition text stored for a form key.
@@ -290,24 +428,100 @@ impl<S: KeyValue> BallotStore<S> {
         self.kv.get(&format!("{FORM_PREFIX}{fkey}"))
     }
 
-    /// Every ballot of one form key, decoded with that form.
-    pub fn ballots(&self, fkey: &str) -> Stored {
-        let mut out = Stored::default();
-        let form = self
-            .form_json(fkey)
-            .and_then(|json| Form::from_json(fkey, &json).ok());
-        for c in self.chunks.iter().filter(|c| c.form_key == fkey) {
+    /// Everything stored: the ballots of every form whose definition can be read, and
+    /// every entry that cannot be read, raw.
+    pub fn contents(&self) -> Contents {
+        let mut out = Contents::default();
+        let mut forms: BTreeMap<String, Result<Form, String>> = BTreeMap::new();
+        for c in &self.chunks {
             let Some(value) = self.kv.get(&c.key) else {
                 continue;
             };
-            for line in value.split('\n').skip(1).filter(|l| !l.is_empty()) {
-                match form.as_ref().map(|f| compact::decode(f, &c.device, line)) {
-                    Some(Ok(b)) => out.ballots.push(b),
-                    _ => out.damaged += 1,
+            let Some((fkey, device)) = &c.header else {
+                out.damaged.push(Damaged {
+                    key: c.key.clone(),
+                    line: None,
+                    form_key: None,
+                    reason: format!(
+                        "its first line (the form and the device) cannot be read, so its {} ballot lines cannot be decoded",
+                        c.count
+                    ),
+                    raw: value,
+                });
+                continue;
+            };
+            let form = forms
+                .entry(fkey.clone())
+                .or_insert_with(|| self.stored_form(fkey));
+            let ballots = out.forms.entry(fkey.clone()).or_default();
+            for (i, line) in ballot_lines(&value) {
+                let decoded = form
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|f| compact::decode(f, device, line));
+                match decoded {
+                    Ok(b) => ballots.push(b),
+                    Err(reason) => out.damaged.push(Damaged {
+                        key: c.key.clone(),
+                        line: Some(i + 1),
+                        form_key: Some(fkey.clone()),
+                        reason,
+                        raw: line.to_string(),
+                    }),
                 }
             }
         }
+        for (fkey, form) in forms {
+            if let Err(reason) = form {
+                out.forms.remove(&fkey);
+                let slot = format!("{FORM_PREFIX}{fkey}");
+                if let Some(raw) = self.kv.get(&slot) {
+                    out.damaged.push(Damaged {
+                        key: slot,
+                        line: None,
+                        form_key: Some(fkey),
+                        reason,
+                        raw,
+                    });
+                }
+            }
+        }
+        for key in self.kv.keys() {
+            if let Some(what) = key.strip_prefix(QUARANTINE_PREFIX) {
+                let raw = self.kv.get(&key).unwrap_or_default();
+                let what = what.split('.').next().unwrap_or(what).to_string();
+                out.damaged.push(Damaged {
+                    key,
+                    line: None,
+                    form_key: None,
+                    reason: format!("a {what} record that could not be read, set aside as it was"),
+                    raw,
+                });
+            }
+        }
+        out.damaged
+            .sort_by(|a, b| (&a.key, a.line).cmp(&(&b.key, b.line)));
         out
+    }
+
+    /// The form stored for `fkey`, or why it cannot be had.
+    fn stored_form(&self, fkey: &str) -> Result<Form, String> {
+        let json = self
+            .form_json(fkey)
+            .ok_or_else(|| format!("no form definition is stored for {}", quoted(fkey)))?;
+        Form::from_json(fkey, &json).map_err(|p| {
+            let first = p
+                .problems
+                .first()
+                .map(|x| x.to_string())
+                .unwrap_or_default();
+            format!(
+                "the form definition stored for {} cannot be read ({} problems, first: {})",
+                quoted(fkey),
+                p.problems.len(),
+                analysis::error::cut(&first)
+            )
+        })
     }
 
     /// The largest stored line's room (UTF-16 units), to judge whether one more ballot fits.
@@ -329,17 +543,36 @@ impl<S: KeyValue> BallotStore<S> {
         chunks + others
     }
 
-    /// Removes every ballot and the stored forms (only after an export; the app checks).
-    pub fn clear(&mut self) {
-        self.largest_line = 0;
-        for c in self.chunks.drain(..) {
-            self.kv.remove(&c.key);
+    /// Removes every ballot, stored form and set-aside entry, but only if `exported` says
+    /// the store's contents, read afresh, have all been exported (other tabs may have added
+    /// some since the panel was drawn). An entry that changed between that reading and its
+    /// removal is kept. Returns whether the store was cleared.
+    pub fn clear_if(&mut self, exported: impl FnOnce(&Contents) -> bool) -> bool {
+        self.refresh();
+        let read: Vec<(String, Option<String>)> = self
+            .kv
+            .keys()
+            .into_iter()
+            .filter(|k| {
+                k.starts_with(CHUNK_PREFIX)
+                    || k.starts_with(FORM_PREFIX)
+                    || k.starts_with(QUARANTINE_PREFIX)
+            })
+            .map(|k| {
+                let v = self.kv.get(&k);
+                (k, v)
+            })
+            .collect();
+        if !exported(&self.contents()) {
+            return false;
         }
-        for key in self.kv.keys() {
-            if key.starts_with(FORM_PREFIX) {
+        for (key, value) in read {
+            if self.kv.get(&key) == value {
                 self.kv.remove(&key);
             }
         }
+        self.refresh();
+        true
     }
 }
 
@@ -419,13 +652,13 @@ mod tests {
             quota: 10_000_000,
             ..Memory::default()
         };
-        let mut store = BallotStore::open(kv.clone());
+        let mut store = BallotStore::open(kv.clone(), "w1");
         for n in 0..(CHUNK_BALLOTS + 5) {
             store
                 .append(&form, DEFAULT_FORM_JSON, &ballot(&form, n))
                 .unwrap();
         }
-        let reopened = BallotStore::open(kv.clone());
+        let reopened = BallotStore::open(kv.clone(), "w1");
         assert_eq!(reopened.count(), CHUNK_BALLOTS + 5);
         assert_eq!(
             reopened.used(),
@@ -434,14 +667,12 @@ mod tests {
         );
         assert_eq!(store.used(), used(&kv));
         assert_eq!(reopened.largest_line(), store.largest_line());
-        let stored = reopened.ballots(&form_key(&form));
-        assert_eq!(stored.damaged, 0);
-        assert_eq!(stored.ballots.len(), CHUNK_BALLOTS + 5);
-        assert_eq!(stored.ballots[7], ballot(&form, 7));
-        assert_eq!(
-            stored.ballots[CHUNK_BALLOTS + 4],
-            ballot(&form, CHUNK_BALLOTS + 4)
-        );
+        let stored = reopened.contents();
+        assert_eq!(stored.damaged, []);
+        let ballots = &stored.forms[&form_key(&form)];
+        assert_eq!(ballots.len(), CHUNK_BALLOTS + 5);
+        assert_eq!(ballots[7], ballot(&form, 7));
+        assert_eq!(ballots[CHUNK_BALLOTS + 4], ballot(&form, CHUNK_BALLOTS + 4));
     }
 
     #[test]
@@ -451,7 +682,7 @@ mod tests {
             quota: 30_000,
             ..Memory::default()
         };
-        let mut store = BallotStore::open(kv.clone());
+        let mut store = BallotStore::open(kv.clone(), "w1");
         let mut stored = 0;
         let err = loop {
             match store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, stored)) {
@@ -464,9 +695,10 @@ mod tests {
             stored > 150,
             "only {stored} ballots fit in 30,000 characters"
         );
-        let back = BallotStore::open(kv).ballots(&form_key(&form));
-        assert_eq!(back.ballots.len(), stored);
-        assert_eq!(back.ballots.last(), Some(&ballot(&form, stored - 1)));
+        let back = BallotStore::open(kv, "w2").contents();
+        let ballots = &back.forms[&form_key(&form)];
+        assert_eq!(ballots.len(), stored);
+        assert_eq!(ballots.last(), Some(&ballot(&form, stored - 1)));
     }
 
     #[test]
@@ -477,7 +709,7 @@ mod tests {
             ..Memory::default()
         };
         keep_reserve(&kv);
-        let mut store = BallotStore::open(kv.clone());
+        let mut store = BallotStore::open(kv.clone(), "w1");
         let mut n = 0;
         while store
             .append(&form, DEFAULT_FORM_JSON, &ballot(&form, n))
@@ -497,7 +729,11 @@ mod tests {
         // The room the reserve freed is still there for the next settings write.
         let bigger = format!("{{\"pin\":\"{}\"}}", "a".repeat(2000));
         set_vital(&kv, "settings", &bigger).unwrap();
-        assert_eq!(BallotStore::open(kv.clone()).count(), n, "no ballot lost");
+        assert_eq!(
+            BallotStore::open(kv.clone(), "w1").count(),
+            n,
+            "no ballot lost"
+        );
         // Without a reserve, a full device refuses: the error comes back, nothing is lost.
         let huge = "a".repeat(10_000);
         assert!(set_vital(&kv, "settings", &huge).is_err());
@@ -530,7 +766,7 @@ mod tests {
             quota: 1_000_000,
             ..Memory::default()
         };
-        let mut store = BallotStore::open(kv.clone());
+        let mut store = BallotStore::open(kv.clone(), "w1");
         store
             .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1))
             .unwrap();
@@ -544,11 +780,228 @@ mod tests {
             .unwrap();
         let v = kv.get(&key).unwrap();
         kv.set(&key, &format!("{v}\n[1,\"broken")).unwrap();
-        let store = BallotStore::open(kv.clone());
+        let store = BallotStore::open(kv.clone(), "w2");
         assert_eq!(store.count(), 3);
-        let back = store.ballots(&form_key(&form));
-        assert_eq!((back.ballots.len(), back.damaged), (2, 1));
+        let back = store.contents();
+        assert_eq!(back.forms[&form_key(&form)].len(), 2);
+        assert_eq!(back.damaged.len(), 1);
+        assert_eq!(
+            (back.damaged[0].line, back.damaged[0].raw.as_str()),
+            (Some(4), "[1,\"broken")
+        );
         assert!(kv.get(&key).unwrap().ends_with("[1,\"broken"));
+    }
+
+    fn memory() -> Memory {
+        Memory {
+            quota: 10_000_000,
+            ..Memory::default()
+        }
+    }
+
+    fn chunk_keys(kv: &Memory) -> Vec<String> {
+        kv.keys()
+            .into_iter()
+            .filter(|k| k.starts_with(CHUNK_PREFIX))
+            .collect()
+    }
+
+    /// Two tabs opened on a fresh device each stored a ballot under the same chunk key;
+    /// both respondents were thanked and one ballot was gone.
+    #[test]
+    fn two_tabs_opened_before_either_stores_keep_both_ballots() {
+        let form = Form::default_form();
+        let kv = memory();
+        let mut tab1 = BallotStore::open(kv.clone(), &writer_id(&[1, 2, 3, 4, 5]));
+        let mut tab2 = BallotStore::open(kv.clone(), &writer_id(&[9, 8, 7, 6, 5]));
+        tab1.append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1))
+            .unwrap();
+        tab2.append(&form, DEFAULT_FORM_JSON, &ballot(&form, 2))
+            .unwrap();
+        tab1.append(&form, DEFAULT_FORM_JSON, &ballot(&form, 3))
+            .unwrap();
+        let back = BallotStore::open(kv.clone(), "w3").contents();
+        let mut ids: Vec<String> = back.forms[&form_key(&form)]
+            .iter()
+            .map(|b| b.id.clone())
+            .collect();
+        ids.sort();
+        let want: Vec<String> = [1, 2, 3].iter().map(|n| ballot(&form, *n).id).collect();
+        assert_eq!(ids, want);
+        assert_eq!(chunk_keys(&kv).len(), 2, "one chunk per tab");
+        // A tab learns of the other's ballots when it reads the store again.
+        tab1.refresh();
+        assert_eq!(tab1.count(), 3);
+    }
+
+    /// A damaged first line hid the chunk's ballots from the count, and the next ballot
+    /// overwrote the chunk.
+    #[test]
+    fn a_damaged_first_line_hides_nothing_and_is_never_overwritten() {
+        let form = Form::default_form();
+        let kv = memory();
+        let mut store = BallotStore::open(kv.clone(), "a");
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1))
+            .unwrap();
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 2))
+            .unwrap();
+        let key = chunk_keys(&kv).remove(0);
+        let value = kv.get(&key).unwrap();
+        let damaged = value.replacen('\t', "\u{fffd}", 1);
+        kv.set(&key, &damaged).unwrap();
+
+        // The same tab (it still thinks the chunk is its own) and a new one both store more.
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 3))
+            .unwrap();
+        let mut reloaded = BallotStore::open(kv.clone(), "b");
+        assert_eq!(
+            reloaded.count(),
+            3,
+            "the damaged chunk's two lines are counted"
+        );
+        reloaded
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 4))
+            .unwrap();
+
+        assert_eq!(
+            kv.get(&key).as_deref(),
+            Some(damaged.as_str()),
+            "left as it was"
+        );
+        let back = BallotStore::open(kv.clone(), "c").contents();
+        assert_eq!(back.forms[&form_key(&form)].len(), 2, "ballots 3 and 4");
+        assert_eq!(back.damaged.len(), 1);
+        let d = &back.damaged[0];
+        assert_eq!(
+            (d.key.as_str(), d.line, d.raw.as_str()),
+            (key.as_str(), None, damaged.as_str())
+        );
+        assert!(d.reason.contains("first line"), "{}", d.reason);
+    }
+
+    /// Clearing deleted lines the panel said were kept: a clear removes nothing unless
+    /// everything, damaged entries included, has been exported, and then only what was read.
+    #[test]
+    fn a_clear_keeps_everything_until_the_damaged_entries_are_exported_too() {
+        let form = Form::default_form();
+        let kv = memory();
+        let mut store = BallotStore::open(kv.clone(), "a");
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1))
+            .unwrap();
+        let key = chunk_keys(&kv).remove(0);
+        let v = kv.get(&key).unwrap();
+        kv.set(&key, &format!("{v}\n[1,\"broken")).unwrap();
+        quarantine(&kv, "settings", "{\"pin\":", 5).unwrap();
+        quarantine(&kv, "settings", "{\"pin\":", 6).unwrap();
+
+        let contents = store.contents();
+        assert_eq!(contents.damaged.len(), 2, "{:?}", contents.damaged);
+        let ballots_only = |c: &Contents| c.damaged.is_empty();
+        assert!(!store.clear_if(ballots_only));
+        assert_eq!(
+            BallotStore::open(kv.clone(), "b").count(),
+            2,
+            "nothing removed"
+        );
+
+        let fingerprint = contents.damaged_fingerprint();
+        // Another tab stores a ballot after the export: the clear is refused again.
+        BallotStore::open(kv.clone(), "c")
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 2))
+            .unwrap();
+        let exported = |c: &Contents| {
+            c.damaged_fingerprint() == fingerprint && c.forms.values().all(|b| b.len() == 1)
+        };
+        assert!(!store.clear_if(exported));
+        assert_eq!(BallotStore::open(kv.clone(), "d").count(), 3);
+
+        assert!(store.clear_if(|c| c.damaged_fingerprint() == fingerprint));
+        assert_eq!(chunk_keys(&kv), Vec::<String>::new());
+        assert!(kv.keys().iter().all(|k| !k.starts_with(QUARANTINE_PREFIX)));
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 5))
+            .unwrap();
+        assert_eq!(BallotStore::open(kv.clone(), "e").count(), 1);
+    }
+
+    /// A garbled stored form blocked the export silently: its ballots are reported raw and
+    /// named by form, and the other forms read as before.
+    #[test]
+    fn a_garbled_stored_form_leaves_its_lines_raw_and_the_others_readable() {
+        let form = Form::default_form();
+        let mut other = form.clone();
+        other.version = "2027.1".into();
+        let kv = memory();
+        let mut store = BallotStore::open(kv.clone(), "a");
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1))
+            .unwrap();
+        let mut b = ballot(&other, 2);
+        b.form_version = other.version.clone();
+        store
+            .append(&other, &DEFAULT_FORM_JSON.replace("2026.1", "2027.1"), &b)
+            .unwrap();
+        let slot = format!("{FORM_PREFIX}{}", form_key(&form));
+        kv.set(&slot, "{\"id\": \"minzhu-pingyi\", garbled")
+            .unwrap();
+
+        let back = BallotStore::open(kv.clone(), "b").contents();
+        assert_eq!(back.forms.keys().collect::<Vec<_>>(), [&form_key(&other)]);
+        assert_eq!(back.forms[&form_key(&other)], [b]);
+        let fkey = form_key(&form);
+        let line = back
+            .damaged
+            .iter()
+            .find(|d| d.line.is_some())
+            .expect("the ballot line");
+        assert_eq!(line.form_key.as_deref(), Some(fkey.as_str()));
+        assert!(line.reason.contains("cannot be read"), "{}", line.reason);
+        assert_eq!(line.raw, compact::encode(&form, &ballot(&form, 1)).unwrap());
+        let def = back
+            .damaged
+            .iter()
+            .find(|d| d.key == slot)
+            .expect("the form text");
+        assert!(def.raw.ends_with("garbled"));
+    }
+
+    /// A version with a line break made every page load overwrite the earlier ballots, a
+    /// tab hid them: the store refuses such a key rather than corrupting itself.
+    #[test]
+    fn a_form_key_with_a_line_break_or_tab_is_refused_and_nothing_is_lost() {
+        let form = Form::default_form();
+        let kv = memory();
+        let mut store = BallotStore::open(kv.clone(), "a");
+        store
+            .append(&form, DEFAULT_FORM_JSON, &ballot(&form, 1))
+            .unwrap();
+        let before: BTreeMap<String, String> = kv.map.borrow().clone();
+        for version in ["1\n2", "1\t2", "1\r"] {
+            let mut bad = form.clone();
+            bad.version = version.into();
+            for writer in ["a", "b"] {
+                let err = BallotStore::open(kv.clone(), writer)
+                    .append(&bad, DEFAULT_FORM_JSON, &ballot(&bad, 2))
+                    .unwrap_err();
+                assert!(matches!(err, StoreError::UnsafeKey(_)), "{err:?}");
+                assert!(err.to_string().contains("line break"), "{err}");
+            }
+        }
+        assert_eq!(*kv.map.borrow(), before, "nothing written");
+        assert_eq!(
+            BallotStore::open(kv, "c").contents().forms[&form_key(&form)].len(),
+            1
+        );
+    }
+
+    #[test]
+    fn writer_ids_are_letters_and_digits() {
+        let id = writer_id(&[0, 31, 32, 255, 100]);
+        assert_eq!(id, "0v0v4");
     }
 
     #[test]

@@ -144,6 +144,14 @@ impl Session {
 
     /// Serves `pkg` with extra serve arguments and opens the app.
     pub async fn open_with(pkg: &Path, extra: &[&str]) -> Session {
+        let s = Session::start(pkg, extra).await;
+        s.goto("").await;
+        s
+    }
+
+    /// Serves `pkg` and starts the browser on a blank page, so a test can change the
+    /// served files (after `pingyi serve` wrote its form.json) before the app first loads.
+    pub async fn start(pkg: &Path, extra: &[&str]) -> Session {
         let turn = one_at_a_time().await;
         ensure_built();
         let server = Server::start(pkg, extra);
@@ -196,16 +204,14 @@ impl Session {
                 Err(e) => panic!("cannot start a Chromium session: {e}"),
             }
         };
-        let s = Session {
+        Session {
             driver: Some(driver),
             chromedriver,
             profile,
             downloads,
             server,
             _turn: turn,
-        };
-        s.goto("").await;
-        s
+        }
     }
 
     /// The WebDriver.

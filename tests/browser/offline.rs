@@ -54,7 +54,7 @@ async fn with_the_server_stopped_the_app_reloads_and_stores_a_ballot() {
 }
 
 /// A copy of the built site in a folder of its own, so a test can "deploy" into it.
-fn site_copy() -> tempfile::TempDir {
+pub fn site_copy() -> tempfile::TempDir {
     crate::harness::ensure_built();
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(crate::harness::pkg_dir()).unwrap() {

@@ -7,8 +7,9 @@ use crate::harness::Session;
 /// Copies the one stored ballot line into new chunks (fresh ids, same answers) until
 /// local storage holds `limit` UTF-16 units, or until the browser refuses when `limit` is
 /// `None` (and then fills the last few units with empty values under other keys, so the
-/// browser takes nothing more at all). Returns how many lines were added. Only the chunk layout is assumed: key
-/// `pingyi.v1.b.NNNNNN`, a header line, then one ballot per line, the id first.
+/// browser takes nothing more at all). Returns how many lines were added. Only the chunk layout is assumed: keys
+/// under `pingyi.v1.b.` (the copies use the older `pingyi.v1.b.NNNNNN` names, which the
+/// store still reads), a header line, then one ballot per line, the id first.
 async fn replicate(s: &Session, limit: Option<u64>) -> u64 {
     let limit = limit.map_or("Infinity".to_string(), |l| l.to_string());
     let script = format!(
@@ -34,6 +35,10 @@ async fn replicate(s: &Session, limit: Option<u64>) -> u64 {
           let n = 0;
           while (true) {{
             try {{ localStorage.setItem('zz.filler.' + n, ''); n += 1; }} catch (e) {{ break; }}
+          }}
+          // A shorter key may still fit where the last long one did not: down to one unit.
+          for (const k of ['zz.f', 'z0', 'z1', 'z2', 'z3', 'z4', 'z5', 'z6', 'z7', 'z8', 'z9', 'y', 'x', 'w', 'v', 'u']) {{
+            try {{ localStorage.setItem(k, ''); }} catch (e) {{}}
           }}
         }}
         return added;"#

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{Map, Value};
 
 use super::{Choice, Criterion, Form, Group, Item, ItemKind, Scale, ScaleOption, Section, Unit};
-use crate::error::{json_message, Problem, Problems};
+use crate::error::{json_message, quoted, Problem, Problems};
 use crate::expr::Expression;
 use crate::label::Label;
 
@@ -48,16 +48,67 @@ fn describe(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("{b}"),
         Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("{s:?}"),
+        Value::String(s) => quoted(s),
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "an object".into(),
     }
 }
 
+/// The longest id, version or code: they go into every stored ballot's key, export file
+/// names and CSV column names.
+const LONGEST_KEY_PART: usize = 64;
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// What is wrong with a text that becomes part of a storage key, a file name or a CSV
+/// column or cell (a version, a code, a category), if anything: a control character (a
+/// tab separates the form key from the device in a stored chunk, a line break separates
+/// stored ballots), a Unicode line or paragraph separator, space at either end (two
+/// versions that look alike would be two keys), or more than [`LONGEST_KEY_PART`]
+/// characters.
+fn key_part_problem(s: &str) -> Option<String> {
+    let n = s.chars().count();
+    if n > LONGEST_KEY_PART {
+        return Some(format!(
+            "{} is {n} characters long, expected at most {LONGEST_KEY_PART}",
+            quoted(s)
+        ));
+    }
+    if let Some((i, c)) = s
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        let name = match c {
+            '\t' => "a tab".to_string(),
+            '\n' | '\r' | '\u{2028}' | '\u{2029}' => "a line break".to_string(),
+            _ => "a control character".to_string(),
+        };
+        return Some(format!(
+            "{} holds {name} (U+{:04X}) at character {}, expected printable text without tabs or line breaks",
+            quoted(s),
+            c as u32,
+            i + 1
+        ));
+    }
+    if s.trim() != s {
+        return Some(format!(
+            "{} begins or ends with a space, expected none",
+            quoted(s)
+        ));
+    }
+    None
+}
+
+/// A language tag (BCP 47 style): letters, digits and `-`, as in `zh-CN`.
+fn valid_language_tag(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= LONGEST_KEY_PART
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 #[derive(Default)]
@@ -151,14 +202,29 @@ impl Walker {
 
     fn id(&mut self, o: &Obj, key: &str) -> Option<String> {
         let s = self.string(o, key, true)?;
-        if valid_id(&s) {
-            Some(s)
-        } else {
+        if !valid_id(&s) {
             self.problem(
                 o.at(key),
-                format!("{s:?} is not a valid id, expected letters, digits, '_' or '-' (no spaces or dots)"),
+                format!("{} is not a valid id, expected letters, digits, '_' or '-' (no spaces or dots)", quoted(&s)),
             );
             None
+        } else if let Some(problem) = key_part_problem(&s) {
+            self.problem(o.at(key), problem);
+            None
+        } else {
+            Some(s)
+        }
+    }
+
+    /// A text that becomes part of keys, file names or CSV columns (see [`key_part_problem`]).
+    fn key_part(&mut self, o: &Obj, key: &str, required: bool) -> Option<String> {
+        let s = self.string(o, key, required)?;
+        match key_part_problem(&s) {
+            Some(problem) => {
+                self.problem(o.at(key), problem);
+                None
+            }
+            None => Some(s),
         }
     }
 
@@ -317,7 +383,7 @@ impl Walker {
             allowed: TOP,
         });
         let id = self.id(&o, "id");
-        let version = self.string(&o, "version", true);
+        let version = self.key_part(&o, "version", true);
         self.languages(&o);
         let title = self.label(&o, "title", true);
         let description = self.label(&o, "description", false);
@@ -352,7 +418,14 @@ impl Walker {
         for (i, v) in list.iter().enumerate() {
             let at = format!("{}[{i}]", o.at("languages"));
             match v {
-                Value::String(s) if !s.trim().is_empty() => {
+                Value::String(s) if !valid_language_tag(s) => self.problem(
+                    at,
+                    format!(
+                        "{} is not a language tag, expected letters, digits and '-' such as \"zh-CN\"",
+                        quoted(s)
+                    ),
+                ),
+                Value::String(s) => {
                     if self.languages.contains(s) {
                         self.problem(at, format!("duplicate language \"{s}\""));
                     } else {
@@ -428,9 +501,9 @@ impl Walker {
     }
 
     fn code(&mut self, o: &Obj) -> Option<String> {
-        let code = self.string(o, "code", true)?;
+        let code = self.key_part(o, "code", true)?;
         if code.chars().any(char::is_whitespace) {
-            self.problem(o.at("code"), format!("{code:?} contains a space, expected a code without spaces (multi answers are joined with spaces)"));
+            self.problem(o.at("code"), format!("{} contains a space, expected a code without spaces (multi answers are joined with spaces)", quoted(&code)));
             return None;
         }
         Some(code)
@@ -448,7 +521,7 @@ impl Walker {
             let id = self.id(&uo, "id");
             self.unique(&mut seen, &id, uo.at("id"), "unit id");
             let name = self.label(&uo, "name", true);
-            let category = self.string(&uo, "category", false);
+            let category = self.key_part(&uo, "category", false);
             if let (Some(id), Some(name)) = (id, name) {
                 out.push(Unit { id, name, category });
             }
@@ -639,7 +712,7 @@ impl Walker {
             Some(other) => {
                 self.problem(
                     io.at("type"),
-                    format!("unknown item type {other:?}, expected one of: single, multi, text, number, rating, appraisal"),
+                    format!("unknown item type {}, expected one of: single, multi, text, number, rating, appraisal", quoted(other)),
                 );
                 None
             }
@@ -697,7 +770,8 @@ impl Walker {
             self.problem(
                 io.at("scale"),
                 format!(
-                    "unknown scale {name:?}, expected one of: {}",
+                    "unknown scale {}, expected one of: {}",
+                    quoted(&name),
                     if known.is_empty() {
                         "(no scales are defined)".to_string()
                     } else {
@@ -789,7 +863,7 @@ impl Walker {
                         }
                         Value::String(s) => self.problem(
                             at,
-                            format!("unknown unit {s:?}, expected an id from \"units\""),
+                            format!("unknown unit {}, expected an id from \"units\"", quoted(s)),
                         ),
                         other => self
                             .problem(at, format!("expected a unit id, found {}", describe(other))),
@@ -812,7 +886,8 @@ impl Walker {
                     self.problem(
                         format!("{path}.category"),
                         format!(
-                            "no unit has category {cat:?}, expected one of: {}",
+                            "no unit has category {}, expected one of: {}",
+                            quoted(cat),
                             cats.into_iter().collect::<Vec<_>>().join(", ")
                         ),
                     );
@@ -937,7 +1012,7 @@ impl Walker {
         let e = match Expression::parse(src) {
             Ok(e) => e,
             Err(err) => {
-                self.problem(path, format!("{src:?} does not parse: {err}"));
+                self.problem(path, format!("{} does not parse: {err}", quoted(src)));
                 return None;
             }
         };

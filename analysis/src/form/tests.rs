@@ -221,3 +221,73 @@ fn wrong_types_are_described() {
     // q1 is broken, so the relevant that names it is not reported a second time.
     assert!(!has(&p, "${q1} names no item"), "{p:#?}");
 }
+
+/// A version, code, category or language that would break a storage key, a file name or a
+/// CSV column: refused with its path and the value shown visibly.
+#[test]
+fn key_parts_with_tabs_line_breaks_or_separators_are_refused() {
+    let with = |from: &str, to: &str| {
+        assert!(MINIMAL.contains(from), "{from}");
+        problems(&MINIMAL.replacen(from, to, 1))
+    };
+    let p = with(r#""version": "1""#, r#""version": "1\n2""#);
+    assert!(
+        has(
+            &p,
+            r#"version: "1\n2" holds a line break (U+000A) at character 2"#
+        ),
+        "{p:?}"
+    );
+    let p = with(r#""version": "1""#, r#""version": "1\t2""#);
+    assert!(has(&p, r#"version: "1\t2" holds a tab (U+0009)"#), "{p:?}");
+    let p = with(r#""version": "1""#, r#""version": "1\r""#);
+    assert!(has(&p, "version: \"1\\r\" holds a line break"), "{p:?}");
+    let p = with(r#""version": "1""#, r#""version": "1\u2028""#);
+    assert!(
+        has(&p, "version: \"1\\u{2028}\" holds a line break"),
+        "{p:?}"
+    );
+    let p = with(r#""version": "1""#, r#""version": " 1""#);
+    assert!(
+        has(&p, "version: \" 1\" begins or ends with a space"),
+        "{p:?}"
+    );
+    let long = "9".repeat(200);
+    let p = with(r#""version": "1""#, &format!(r#""version": "{long}""#));
+    assert!(
+        has(
+            &p,
+            "(200 characters) is 200 characters long, expected at most 64"
+        ),
+        "{p:?}"
+    );
+    assert!(p[0].len() < 160, "the long value is cut: {p:?}");
+    let p = with(r#""code": "y""#, r#""code": "y\u0000""#);
+    assert!(
+        has(
+            &p,
+            "sections[0].items[0].options[0].code: \"y\\0\" holds a control character (U+0000)"
+        ),
+        "{p:?}"
+    );
+    let p = with(r#""category": "window""#, r#""category": "win\ndow""#);
+    assert!(
+        has(&p, "units[0].category: \"win\\ndow\" holds a line break"),
+        "{p:?}"
+    );
+    let p = with(
+        r#""languages": ["zh-CN", "en"]"#,
+        r#""languages": ["zh-CN", "e\tn"]"#,
+    );
+    assert!(
+        has(&p, r#"languages[1]: "e\tn" is not a language tag"#),
+        "{p:?}"
+    );
+    let p = with(r#""id": "f""#, r#""id": "f@1""#);
+    assert!(has(&p, r#"id: "f@1" is not a valid id"#), "{p:?}");
+    // Dots and at signs are fine inside a version: only the id side of `id@version` is split.
+    assert_eq!(
+        with(r#""version": "1""#, r#""version": "2026.1@b""#),
+        Vec::<String>::new()
+    );
+}

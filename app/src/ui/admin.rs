@@ -1,18 +1,22 @@
 //! The administrator's screen, behind a PIN chosen on first use: device name, ballots by
-//! group, storage, export (CSV through the `analysis` writer, and JSON), clearing only
-//! after an export and a typed confirmation, loading a new form, kiosk settings.
+//! group, storage, export (CSV through the `analysis` writer, and JSON), the entries that
+//! cannot be read (shown and exported raw), clearing only after everything has been
+//! exported and a typed confirmation, loading a new form, kiosk settings. Failed PINs and
+//! the lockout are kept in storage; a damaged settings record is recovered only through a
+//! typed word and a new PIN.
 
 use std::collections::BTreeMap;
 
+use analysis::error::cut;
 use analysis::{json, wide_csv};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::Ctx;
 use crate::i18n::fill;
-use crate::model::{self, keys, ExportMark, Kiosk, PinHash};
+use crate::model::{self, keys, ExportMark, Kiosk, PinHash, PinLock};
 use crate::platform;
-use crate::store::{self, KeyValue};
+use crate::store::{self, Contents, Damaged, KeyValue};
 use crate::{FormSource, LoadedForm};
 
 #[component]
@@ -23,9 +27,41 @@ pub fn AdminScreen() -> impl IntoView {
     view! {
         <section class="admin" data-testid="admin">
             <h1>{t.admin_title}</h1>
+            <SettingsRepaired/>
             {move || if unlocked.get() { view! { <Panel/> }.into_any() } else { view! { <PinGate unlocked=unlocked/> }.into_any() }}
         </section>
     }
+}
+
+/// What a damaged settings record lost, until the official says it was seen.
+#[component]
+fn SettingsRepaired() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let lost = move || ctx.settings.with(|s| s.repaired.join(", "));
+    let seen = move |_| {
+        let mut s = ctx.settings.get_untracked();
+        s.repaired.clear();
+        if let Err(e) = ctx.save_settings(s) {
+            ctx.notice.set(Some(fill(t.settings_failed, &[("e", &e)])));
+        }
+    };
+    view! {
+        <Show when=move || !lost().is_empty()>
+            <div class="warning" role="alert" data-testid="settings-damaged">
+                <p>{move || fill(t.settings_damaged, &[("fields", &lost())])}</p>
+                <Show when=move || ctx.admin_unlocked.get()>
+                    <button class="secondary" data-testid="settings-damaged-ok" on:click=seen>{t.settings_damaged_ok}</button>
+                </Show>
+            </div>
+        </Show>
+    }
+}
+
+/// Whether `typed` is the confirmation word in either language.
+fn typed_word(typed: &str, zh: &str, en: &str) -> bool {
+    let typed = typed.trim();
+    typed == zh || typed.eq_ignore_ascii_case(en)
 }
 
 #[component]
@@ -34,49 +70,74 @@ fn PinGate(unlocked: RwSignal<bool>) -> impl IntoView {
     let t = ctx.t();
     let pin = RwSignal::new(String::new());
     let repeat = RwSignal::new(String::new());
+    let word = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    let failures = RwSignal::new(0u32);
-    let locked_until = RwSignal::new(0.0f64);
-    let creating = ctx.settings.with_untracked(|s| s.pin.is_none());
+    let lost = ctx.settings.with_untracked(|s| s.pin_lost);
+    let creating = lost || ctx.settings.with_untracked(|s| s.pin.is_none());
+    // Read from storage on every try, so neither cancel, reload nor another tab resets it.
+    let lock_now =
+        move || PinLock::read(ctx.kv().get(keys::PIN_LOCK).as_deref(), platform::now_ms());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let p = pin.get_untracked();
-        let locked_left =
-            ((locked_until.get_untracked() - platform::now_ms()) / 1000.0).ceil() as i64;
         if creating {
-            if !model::pin_is_acceptable(&p) {
+            if lost
+                && !typed_word(
+                    &word.get_untracked(),
+                    crate::i18n::ZH.reset_word,
+                    crate::i18n::EN.reset_word,
+                )
+            {
+                error.set(Some(fill(t.reset_type, &[("w", &t.reset_word)])));
+            } else if !model::pin_is_acceptable(&p) {
                 error.set(Some(t.pin_too_short.into()));
             } else if p != repeat.get_untracked() {
                 error.set(Some(t.pin_mismatch.into()));
             } else {
                 let mut s = ctx.settings.get_untracked();
                 s.pin = Some(PinHash::new(&p, &platform::random_bytes::<16>()));
+                if s.pin_lost {
+                    // What the lost record had exported cannot be known: export again.
+                    s.pin_lost = false;
+                    s.exported.clear();
+                    s.damaged_exported = None;
+                }
                 match ctx.save_settings(s) {
                     Ok(()) => unlocked.set(true),
                     Err(e) => error.set(Some(fill(t.settings_failed, &[("e", &e)]))),
                 }
             }
-        } else if locked_left > 0 {
-            error.set(Some(fill(t.pin_locked, &[("n", &locked_left)])));
-        } else if ctx
-            .settings
-            .with_untracked(|s| s.pin.as_ref().is_some_and(|h| h.matches(&p)))
-        {
-            unlocked.set(true);
         } else {
-            failures.update(|f| *f += 1);
-            if failures.get_untracked() >= 5 {
-                failures.set(0);
-                locked_until.set(platform::now_ms() + 60_000.0);
+            let now = platform::now_ms();
+            let mut lock = lock_now();
+            if let Some(n) = lock.seconds_left(now) {
+                error.set(Some(fill(t.pin_locked, &[("n", &n)])));
+            } else if ctx
+                .settings
+                .with_untracked(|s| s.pin.as_ref().is_some_and(|h| h.matches(&p)))
+            {
+                ctx.kv().remove(keys::PIN_LOCK);
+                unlocked.set(true);
+            } else {
+                lock.failed(now);
+                if let Ok(json) = serde_json::to_string(&lock) {
+                    let _ = store::set_vital(&ctx.kv(), keys::PIN_LOCK, &json);
+                }
+                error.set(Some(t.pin_wrong.into()));
             }
-            error.set(Some(t.pin_wrong.into()));
         }
         pin.set(String::new());
         repeat.set(String::new());
     };
     view! {
         <form class="pin" on:submit=submit data-testid="pin-form">
-            <label for="pin">{if creating { t.pin_create } else { t.pin_enter }}</label>
+            {lost.then(|| view! {
+                <p class="warning" data-testid="pin-lost">{fill(t.pin_lost, &[("w", &t.reset_word)])}</p>
+                <label for="reset-word">{fill(t.reset_type, &[("w", &t.reset_word)])}</label>
+                <input id="reset-word" type="text" autocomplete="off" data-testid="reset-word"
+                    prop:value=word on:input=move |ev| word.set(event_target_value(&ev))/>
+            })}
+            <label for="pin">{if lost { t.pin_new } else if creating { t.pin_create } else { t.pin_enter }}</label>
             <input id="pin" type="password" inputmode="numeric" autocomplete="off" data-testid="pin"
                 prop:value=pin on:input=move |ev| pin.set(event_target_value(&ev))/>
             {creating.then(|| view! {
@@ -87,8 +148,8 @@ fn PinGate(unlocked: RwSignal<bool>) -> impl IntoView {
             })}
             <p class="error" role="alert" data-testid="pin-error">{error}</p>
             <div class="actions">
-                <button type="submit" class="primary" data-testid="pin-ok">{t.pin_ok}</button>
-                <button type="button" class="secondary" on:click=move |_| ctx.go_to_start()>{t.cancel}</button>
+                <button type="submit" class="primary" data-testid="pin-ok">{if lost { t.pin_reset } else { t.pin_ok }}</button>
+                <button type="button" class="secondary" data-testid="pin-cancel" on:click=move |_| ctx.go_to_start()>{t.cancel}</button>
             </div>
         </form>
     }
@@ -120,6 +181,68 @@ fn local_stamp() -> String {
     )
 }
 
+/// One stored form's line in the panel.
+#[derive(Debug, Clone, PartialEq)]
+struct FormSummary {
+    key: String,
+    title: String,
+    ballots: usize,
+    /// Its lines that could not be decoded (listed with the damaged entries).
+    damaged: usize,
+    /// (group label, group id, ballots)
+    by_group: Vec<(String, String, usize)>,
+}
+
+/// The panel's view of one form's ballots, labelled from that form.
+fn summarize(
+    fkey: &str,
+    ballots: &[analysis::Ballot],
+    damaged: &[Damaged],
+    form_json: Option<String>,
+    lang: &str,
+) -> FormSummary {
+    let form = form_json.and_then(|j| LoadedForm::parse(fkey, j, FormSource::Admin).ok());
+    let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
+    for b in ballots {
+        *by_group.entry(b.group.clone()).or_insert(0) += 1;
+    }
+    let by_group = by_group
+        .into_iter()
+        .map(|(g, n)| {
+            let label = form
+                .as_ref()
+                .and_then(|f| f.form.group(&g))
+                .map(|x| x.label.get(lang).to_string());
+            (label.unwrap_or_else(|| g.clone()), g, n)
+        })
+        .collect();
+    FormSummary {
+        key: fkey.to_string(),
+        title: form
+            .map(|f| f.form.title.get(lang).to_string())
+            .unwrap_or_default(),
+        ballots: ballots.len(),
+        damaged: damaged
+            .iter()
+            .filter(|d| d.form_key.as_deref() == Some(fkey))
+            .count(),
+        by_group,
+    }
+}
+
+/// The damaged entries as one JSON document, each whole and as stored.
+fn damaged_document(device: &str, at: &str, damaged: &[Damaged]) -> String {
+    let entries: Vec<serde_json::Value> = damaged
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "key": d.key, "line": d.line, "form": d.form_key, "reason": d.reason, "raw": d.raw,
+            })
+        })
+        .collect();
+    serde_json::json!({ "device_id": device, "exported_at": at, "entries": entries }).to_string()
+}
+
 #[component]
 fn Panel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
@@ -128,72 +251,51 @@ fn Panel() -> impl IntoView {
     // being rebuilt when the language changes).
     let message = ctx.notice;
     let lang = ctx.lang_now();
-    // Every stored form's ballots by group (labelled from that form), re-read when the store changes.
-    let summary = Memo::new(move |_| {
+    // Everything stored, re-read when the store changes (here or in another tab), and
+    // once now: another tab may have stored ballots since this one last looked.
+    ctx.store.update_value(|s| s.refresh());
+    let contents = Memo::new(move |_| {
         ctx.store_rev.track();
-        ctx.store.with_value(|s| {
-            s.count_by_form()
-                .into_keys()
-                .map(|fkey| {
-                    let stored = s.ballots(&fkey);
-                    let form = s
-                        .form_json(&fkey)
-                        .and_then(|j| LoadedForm::parse(&fkey, j, FormSource::Admin).ok());
-                    let mut by_group: BTreeMap<String, usize> = BTreeMap::new();
-                    for b in &stored.ballots {
-                        *by_group.entry(b.group.clone()).or_insert(0) += 1;
-                    }
-                    let by_group: Vec<(String, String, usize)> = by_group
-                        .into_iter()
-                        .map(|(g, n)| {
-                            let label = form
-                                .as_ref()
-                                .and_then(|f| f.form.group(&g))
-                                .map(|x| x.label.get(&lang).to_string());
-                            (label.unwrap_or_else(|| g.clone()), g, n)
-                        })
-                        .collect();
-                    let title = form
-                        .map(|f| f.form.title.get(&lang).to_string())
-                        .unwrap_or_default();
-                    let last = stored
-                        .ballots
-                        .last()
-                        .map(|b| b.id.clone())
-                        .unwrap_or_default();
-                    (
+        ctx.store.with_value(|s| s.contents())
+    });
+    let summary = Memo::new(move |_| {
+        contents.with(|c| {
+            c.forms
+                .iter()
+                .map(|(fkey, ballots)| {
+                    summarize(
                         fkey,
-                        stored.ballots.len(),
-                        stored.damaged,
-                        by_group,
-                        last,
-                        title,
+                        ballots,
+                        &c.damaged,
+                        ctx.store.with_value(|s| s.form_json(fkey)),
+                        &lang,
                     )
                 })
                 .collect::<Vec<_>>()
         })
     });
     let all_exported = move || {
-        let marks = ctx.settings.with(|s| s.exported.clone());
-        summary.with(|forms| {
-            forms.iter().all(|(fkey, n, _, _, last, _)| {
-                marks
-                    .get(fkey)
-                    .is_some_and(|m| m.count == *n && m.last_id == *last)
-            })
-        })
+        ctx.settings
+            .with(|s| contents.with(|c| model::everything_exported(c, s)))
     };
-    let total = Signal::derive(move || summary.with(|f| f.iter().map(|x| x.1).sum::<usize>()));
+    let total =
+        Signal::derive(move || summary.with(|f| f.iter().map(|x| x.ballots).sum::<usize>()));
+    let damaged_n = Signal::derive(move || contents.with(|c| c.damaged.len()));
 
     let export = move |fkey: String, as_csv: bool| {
         let t = ctx.t();
-        let Some(form_json) = ctx.store.with_value(|s| s.form_json(&fkey)) else {
-            return;
+        let loaded = ctx
+            .store
+            .with_value(|s| s.form_json(&fkey))
+            .map(|json| LoadedForm::parse(&fkey, json, FormSource::Admin));
+        let loaded = match loaded {
+            Some(Ok(l)) => l,
+            Some(Err(p)) => {
+                return message.set(Some(fill(t.export_failed, &[("e", &cut(&p.to_string()))])))
+            }
+            None => return message.set(Some(fill(t.export_failed, &[("e", &fkey)]))),
         };
-        let Ok(loaded) = LoadedForm::parse(&fkey, form_json, FormSource::Admin) else {
-            return;
-        };
-        let stored = ctx.store.with_value(|s| s.ballots(&fkey));
+        let ballots = read_afresh(ctx).forms.remove(&fkey).unwrap_or_default();
         let device = ctx.settings.with_untracked(|s| s.device_id.clone());
         let name = format!(
             "pingyi-{}-{}-{}",
@@ -205,33 +307,29 @@ fn Panel() -> impl IntoView {
             platform::download(
                 &format!("{name}.csv"),
                 "text/csv;charset=utf-8",
-                &wide_csv::to_string(&loaded.form, &stored.ballots),
+                &wide_csv::to_string(&loaded.form, &ballots),
             )
         } else {
             platform::download(
                 &format!("{name}.json"),
                 "application/json",
-                &json::to_string(&stored.ballots),
+                &json::to_string(&ballots),
             )
         };
         match result {
             Ok(()) => {
                 let mut s = ctx.settings.get_untracked();
                 let at = platform::now_iso();
-                let last_id = stored
-                    .ballots
-                    .last()
-                    .map(|b| b.id.clone())
-                    .unwrap_or_default();
+                let last_id = ballots.last().map(|b| b.id.clone()).unwrap_or_default();
                 s.exported.insert(
                     fkey,
                     ExportMark {
-                        count: stored.ballots.len(),
+                        count: ballots.len(),
                         last_id,
                         at: at.clone(),
                     },
                 );
-                let done = fill(t.exported_at, &[("n", &stored.ballots.len()), ("t", &at)]);
+                let done = fill(t.exported_at, &[("n", &ballots.len()), ("t", &at)]);
                 message.set(Some(match ctx.save_settings(s) {
                     Ok(()) => done,
                     Err(e) => format!("{done} {}", fill(t.export_mark_failed, &[("e", &e)])),
@@ -240,7 +338,6 @@ fn Panel() -> impl IntoView {
             Err(e) => message.set(Some(fill(t.export_failed, &[("e", &e)]))),
         }
     };
-
     view! {
         <div class="panel" data-testid="admin-panel">
             <DeviceSection message=message/>
@@ -248,21 +345,21 @@ fn Panel() -> impl IntoView {
             <section>
                 <h2>{t.ballots_stored}</h2>
                 <p class="big-number" data-testid="ballot-total">{total}</p>
-                {move || summary.get().into_iter().enumerate().map(|(k, (fkey, n, damaged, by_group, _, title))| {
-                    let rows = by_group
+                {move || summary.get().into_iter().enumerate().map(|(k, f)| {
+                    let rows = f.by_group
                         .into_iter()
                         .map(|(label, g, c)| view! { <tr><td>{label}</td><td data-testid=format!("count-{g}")>{c}</td></tr> })
                         .collect_view();
-                    let (k1, k2) = (fkey.clone(), fkey.clone());
+                    let (k1, k2) = (f.key.clone(), f.key.clone());
                     view! {
                         <div class="form-ballots">
-                            <h3>{fill(t.form_of_ballots, &[("form", &fkey), ("n", &n)])}</h3>
-                            <p class="muted">{title}</p>
+                            <h3>{fill(t.form_of_ballots, &[("form", &f.key), ("n", &f.ballots)])}</h3>
+                            <p class="muted">{f.title}</p>
                             <table>
                                 <thead><tr><th scope="col">{t.group_col}</th><th scope="col">{t.count_col}</th></tr></thead>
                                 <tbody>{rows}</tbody>
                             </table>
-                            {(damaged > 0).then(|| view! { <p class="warning">{fill(t.damaged_lines, &[("n", &damaged)])}</p> })}
+                            {(f.damaged > 0).then(|| view! { <p class="warning">{fill(t.damaged_lines, &[("n", &f.damaged)])}</p> })}
                             <div class="actions">
                                 <button class="primary" data-testid=format!("export-csv-{k}") on:click=move |_| export(k1.clone(), true)>{t.export_csv}</button>
                                 <button class="secondary" data-testid=format!("export-json-{k}") on:click=move |_| export(k2.clone(), false)>{t.export_json}</button>
@@ -270,11 +367,13 @@ fn Panel() -> impl IntoView {
                         </div>
                     }
                 }).collect_view()}
-                <p class="muted" hidden=Signal::derive(move || total.get() > 0)>{t.nothing_to_export}</p>
+                <p class="muted" hidden=Signal::derive(move || total.get() > 0 || damaged_n.get() > 0)>{t.nothing_to_export}</p>
             </section>
 
+            <DamagedSection contents=contents message=message/>
+
             <StorageSection/>
-            <ClearSection all_exported=Signal::derive(all_exported) total=total message=message/>
+            <ClearSection all_exported=Signal::derive(all_exported) anything=Signal::derive(move || total.get() + damaged_n.get() > 0) message=message/>
             <FormSection message=message/>
             <KioskSection message=message/>
             <PinSection message=message/>
@@ -286,6 +385,66 @@ fn Panel() -> impl IntoView {
     }
 }
 
+/// Reads the store afresh (another tab may have stored more) and bumps the panel.
+fn read_afresh(ctx: Ctx) -> Contents {
+    ctx.store.update_value(|s| s.refresh());
+    ctx.store_rev.update(|r| *r += 1);
+    ctx.store.with_value(|s| s.contents())
+}
+
+/// The entries that cannot be read: each with its key, why, and the start of what it
+/// holds; and their raw export, which clearing waits for.
+#[component]
+fn DamagedSection(contents: Memo<Contents>, message: RwSignal<Option<String>>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let damaged_n = Signal::derive(move || contents.with(|c| c.damaged.len()));
+    let export_damaged = move |_| {
+        let t = ctx.t();
+        let c = read_afresh(ctx);
+        let device = ctx.settings.with_untracked(|s| s.device_id.clone());
+        let at = platform::now_iso();
+        let name = format!(
+            "pingyi-{}-damaged-{}.json",
+            file_part(&device),
+            local_stamp()
+        );
+        match platform::download(
+            &name,
+            "application/json",
+            &damaged_document(&device, &at, &c.damaged),
+        ) {
+            Ok(()) => {
+                let mut s = ctx.settings.get_untracked();
+                s.damaged_exported = Some(c.damaged_fingerprint());
+                let done = fill(t.damaged_exported, &[("n", &c.damaged.len()), ("t", &at)]);
+                message.set(Some(match ctx.save_settings(s) {
+                    Ok(()) => done,
+                    Err(e) => format!("{done} {}", fill(t.export_mark_failed, &[("e", &e)])),
+                }));
+            }
+            Err(e) => message.set(Some(fill(t.export_failed, &[("e", &e)]))),
+        }
+    };
+
+    view! {
+        <Show when=move || { damaged_n.get() > 0 }>
+            <section data-testid="damaged">
+                <h2>{t.damaged_title}</h2>
+                <p class="warning" data-testid="damaged-total">{move || fill(t.damaged_total, &[("n", &damaged_n.get())])}</p>
+                <ul class="problems">
+                    {move || contents.with(|c| c.damaged.iter().map(|d| {
+                        let line = d.line.map(|n| format!(" #{n}")).unwrap_or_default();
+                        let text = fill(t.damaged_entry, &[("key", &d.key), ("line", &line), ("reason", &d.reason), ("raw", &cut(&d.raw))]);
+                        view! { <li data-testid="damaged-entry">{text}</li> }
+                    }).collect_view())}
+                </ul>
+                <button class="primary" data-testid="export-damaged" on:click=export_damaged>{t.export_damaged}</button>
+            </section>
+        </Show>
+    }
+}
+
 #[component]
 fn DeviceSection(message: RwSignal<Option<String>>) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
@@ -293,7 +452,9 @@ fn DeviceSection(message: RwSignal<Option<String>>) -> impl IntoView {
     let name = RwSignal::new(ctx.settings.with_untracked(|s| s.device_id.clone()));
     let save = move |_| {
         let n = name.get_untracked().trim().to_string();
-        if n.is_empty() {
+        // The id is the second part of every stored chunk's first line, after a tab.
+        if n.is_empty() || n.chars().any(char::is_control) {
+            message.set(Some(t.device_id_bad.to_string()));
             return;
         }
         let mut s = ctx.settings.get_untracked();
@@ -368,29 +529,43 @@ fn StorageSection() -> impl IntoView {
 #[component]
 fn ClearSection(
     all_exported: Signal<bool>,
-    total: Signal<usize>,
+    anything: Signal<bool>,
     message: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let t = ctx.t();
     let typed = RwSignal::new(String::new());
     let word_ok = move || {
-        let t = typed.get();
-        let t = t.trim();
-        t == crate::i18n::ZH.clear_word || t.eq_ignore_ascii_case(crate::i18n::EN.clear_word)
+        typed_word(
+            &typed.get(),
+            crate::i18n::ZH.clear_word,
+            crate::i18n::EN.clear_word,
+        )
     };
     let clear = move |_| {
         if !(all_exported.get_untracked() && word_ok()) {
             return;
         }
-        ctx.store.update_value(|s| s.clear());
-        let mut s = ctx.settings.get_untracked();
+        let settings = ctx.settings.get_untracked();
+        // Checked again on the store read afresh: another tab may have stored more.
+        let cleared = ctx
+            .store
+            .try_update_value(|s| {
+                s.clear_if(|c: &Contents| model::everything_exported(c, &settings))
+            })
+            .unwrap_or(false);
+        ctx.store_rev.update(|r| *r += 1);
+        if !cleared {
+            message.set(Some(t.clear_refused.to_string()));
+            return;
+        }
+        let mut s = settings;
         s.exported.clear();
+        s.damaged_exported = None;
         // The ballots are gone either way; a stale export mark only matters once new ones
         // arrive, and then it no longer matches the store, so clearing stays refused.
         let saved = ctx.save_settings(s);
         store::keep_reserve(&ctx.kv());
-        ctx.store_rev.update(|r| *r += 1);
         typed.set(String::new());
         message.set(Some(match saved {
             Ok(()) => t.cleared.to_string(),
@@ -400,10 +575,10 @@ fn ClearSection(
     view! {
         <section>
             <h2>{t.clear}</h2>
-            <Show when=move || { total.get() > 0 && !all_exported.get() }>
+            <Show when=move || { anything.get() && !all_exported.get() }>
                 <p class="muted" data-testid="clear-needs-export">{t.clear_needs_export}</p>
             </Show>
-            <Show when=move || { total.get() > 0 && all_exported.get() }>
+            <Show when=move || { anything.get() && all_exported.get() }>
                 <label for="clear-word">{fill(t.clear_type, &[("w", &t.clear_word)])}</label>
                 <div class="inline">
                     <input id="clear-word" type="text" autocomplete="off" data-testid="clear-word"

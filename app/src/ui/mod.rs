@@ -64,6 +64,9 @@ pub struct Ctx {
     pub admin_unlocked: RwSignal<bool>,
     /// The served form, held back while a draft started on an earlier one is finished.
     pub next_form: StoredValue<Option<Arc<LoadedForm>>>,
+    /// Why no form can be used (the served one was refused): every problem, shown instead
+    /// of the screens so that no ballot is taken on the wrong form.
+    pub refused_form: RwSignal<Option<Vec<String>>>,
 }
 
 impl Ctx {
@@ -189,14 +192,29 @@ impl Ctx {
     }
 }
 
-/// Reads settings, creating the device id on first use.
+/// Reads settings, creating the device id on first use. A damaged record is set aside raw
+/// (it is exported with the damaged entries), and what could be read of it is kept: see
+/// [`model::read_settings`], which never lets a lost PIN look like a new device.
 fn load_settings(kv: &BrowserStorage) -> Settings {
-    let mut s: Settings = kv
-        .get(keys::SETTINGS)
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default();
-    if s.device_id.is_empty() {
+    let (mut s, damaged) = match kv.get(keys::SETTINGS) {
+        None => (Settings::default(), None),
+        Some(raw) => {
+            let read = model::read_settings(&raw);
+            let damaged = (!read.lost.is_empty()).then_some(raw);
+            (read.settings, damaged)
+        }
+    };
+    let generated = s.device_id.is_empty();
+    if generated {
         s.device_id = model::new_device_id(&platform::random_bytes::<4>());
+    }
+    // A repaired record replaces a damaged one only once the raw text is set aside; until
+    // then the damaged one stays, and is read (and repaired in memory) again next time.
+    let may_write = match &damaged {
+        None => generated,
+        Some(raw) => store::quarantine(kv, "settings", raw, platform::now_ms() as u64).is_ok(),
+    };
+    if may_write {
         if let Ok(json) = serde_json::to_string(&s) {
             let _ = store::set_vital(kv, keys::SETTINGS, &json);
         }
@@ -206,17 +224,45 @@ fn load_settings(kv: &BrowserStorage) -> Settings {
     s
 }
 
-/// The form to use: an administrator's, else `form.json`, else the built-in one.
-async fn load_form(kv: &BrowserStorage) -> (Arc<LoadedForm>, bool) {
+/// Keeps a tab's view of the store and the settings in step with other tabs: the browser
+/// tells every other tab of the same site when local storage changes.
+fn follow_other_tabs(ctx: Ctx) {
+    let handle = window_event_listener(leptos::ev::storage, move |ev| {
+        let key = ev.key().unwrap_or_default();
+        if key.is_empty()
+            || key.starts_with(store::CHUNK_PREFIX)
+            || key.starts_with(store::FORM_PREFIX)
+            || key.starts_with(store::QUARANTINE_PREFIX)
+        {
+            ctx.store.update_value(|s| s.refresh());
+            ctx.store_rev.update(|r| *r += 1);
+        }
+        if key.is_empty() || key == keys::SETTINGS {
+            if let Some(raw) = ctx.kv().get(keys::SETTINGS) {
+                ctx.settings.set(model::read_settings(&raw).settings);
+            }
+        }
+    });
+    // Kept for the page's life: the app never unmounts.
+    std::mem::forget(handle);
+}
+
+/// The form to use: an administrator's, else `form.json`, else (when the server cannot be
+/// reached) the built-in one. A `form.json` that arrives but does not pass the checks
+/// `pingyi form check` makes is refused with its problems: taking ballots on the built-in
+/// form instead would rate the wrong units, and a form whose version breaks the storage
+/// keys would lose ballots.
+async fn load_form(kv: &BrowserStorage) -> Result<(Arc<LoadedForm>, bool), Vec<String>> {
     if let Some(json) = kv.get(keys::ACTIVE_FORM) {
         if let Ok(f) = LoadedForm::parse("form.active", json, FormSource::Admin) {
-            return (f, false);
+            return Ok((f, false));
         }
     }
     if let Ok(json) = platform::fetch_text("form.json").await {
-        if let Ok(f) = LoadedForm::parse("form.json", json, FormSource::Server) {
-            return (f, false);
-        }
+        return match LoadedForm::parse("form.json", json, FormSource::Server) {
+            Ok(f) => Ok((f, false)),
+            Err(p) => Err(p.problems.iter().map(ToString::to_string).collect()),
+        };
     }
     let f = LoadedForm::parse(
         "default form",
@@ -224,7 +270,7 @@ async fn load_form(kv: &BrowserStorage) -> (Arc<LoadedForm>, bool) {
         FormSource::BuiltIn,
     )
     .expect("the built-in form is checked by the analysis tests");
-    (f, true)
+    Ok((f, true))
 }
 
 /// The whole app.
@@ -253,7 +299,11 @@ pub fn App() -> impl IntoView {
         screen: RwSignal::new(Screen::Start),
         lang: RwSignal::new("zh-CN".into()),
         large: RwSignal::new(false),
-        store: StoredValue::new_local(BallotStore::open(kv.clone())),
+        // A writer id of this page load's own: no other tab ever rewrites its chunks.
+        store: StoredValue::new_local(BallotStore::open(
+            kv.clone(),
+            &store::writer_id(&platform::random_bytes::<8>()),
+        )),
         store_rev: RwSignal::new(0),
         capacity: RwSignal::new(capacity),
         shown: RwSignal::new(Shown::new()),
@@ -265,8 +315,10 @@ pub fn App() -> impl IntoView {
         chosen_group: RwSignal::new(None),
         admin_unlocked: RwSignal::new(false),
         next_form: StoredValue::new(None),
+        refused_form: RwSignal::new(None),
     };
     provide_context(ctx);
+    follow_other_tabs(ctx);
 
     // Large text stays on for the browser session (sessionStorage), not across people on a kiosk.
     if let Some(ss) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
@@ -280,7 +332,13 @@ pub fn App() -> impl IntoView {
 
     leptos::task::spawn_local(async move {
         let kv = ctx.kv();
-        let (mut loaded, fell_back) = load_form(&kv).await;
+        let (mut loaded, fell_back) = match load_form(&kv).await {
+            Ok(found) => found,
+            Err(problems) => {
+                ctx.refused_form.set(Some(problems));
+                return;
+            }
+        };
         let draft: Option<Draft> = kv
             .get(keys::DRAFT)
             .and_then(|j| serde_json::from_str(&j).ok());
@@ -348,7 +406,9 @@ pub fn App() -> impl IntoView {
             <TopBar/>
             {move || ctx.notice.get().map(|n| view! { <p class="notice" role="alert" data-testid="notice">{n}</p> })}
             <main id="main">
+                {move || ctx.refused_form.get().map(|problems| view! { <RefusedForm problems=problems/> })}
                 {move || match (form_loaded.get(), ctx.screen.get(), ctx.lang.get()) {
+                    (false, ..) if ctx.refused_form.with(Option::is_some) => ().into_any(),
                     (false, ..) => view! { <p class="loading" role="status">{ctx.t().loading}</p> }.into_any(),
                     (true, Screen::Start, _) => view! { <start::StartScreen/> }.into_any(),
                     (true, Screen::Form, _) => view! { <pages::FormPages/> }.into_any(),
@@ -360,6 +420,21 @@ pub fn App() -> impl IntoView {
         </div>
     }
     .into_any()
+}
+
+/// The served form was refused: say so in both languages (no form, so no language to
+/// choose), with every problem, so nobody takes ballots on it.
+#[component]
+fn RefusedForm(problems: Vec<String>) -> impl IntoView {
+    view! {
+        <section class="fatal" role="alert" data-testid="form-refused">
+            <p lang="zh-CN">{i18n::ZH.form_refused}</p>
+            <p lang="en">{i18n::EN.form_refused}</p>
+            <ul class="problems">
+                {problems.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
+            </ul>
+        </section>
+    }
 }
 
 /// Language switch and large-text toggle, on every screen.
