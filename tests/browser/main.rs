@@ -3,6 +3,7 @@
 
 mod admin;
 mod device_store;
+mod expressions;
 mod flows;
 mod harness;
 mod kiosk;
