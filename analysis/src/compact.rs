@@ -133,6 +133,9 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
         .ok_or_else(|| format!("the id is {}, expected text", row[0]))?;
     let start = row[3].as_i64().ok_or("the start time is not a number")?;
     let duration = row[4].as_i64().ok_or("the duration is not a number")?;
+    let end = start.checked_add(duration).ok_or_else(|| {
+        format!("the start time {start} plus the duration {duration} is beyond any date, expected milliseconds since 1970")
+    })?;
     let mut b = Ballot {
         id: unpack_id(id),
         form_id: form.id.clone(),
@@ -145,7 +148,7 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
         )?,
         lang: listed(&row[2], form.languages.iter().collect(), "the language")?,
         started_at: format_rfc3339(start),
-        submitted_at: format_rfc3339(start + duration),
+        submitted_at: format_rfc3339(end),
         answers: BTreeMap::new(),
     };
     for (item, v) in items.iter().zip(&row[HEAD..]) {
