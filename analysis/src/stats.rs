@@ -106,10 +106,18 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+/// Degrees of freedom from which Student's t is taken as the normal distribution: their
+/// quantiles differ by about z(1 + z²)/4df, under 0.00001 at 99.9 %, and statrs's inverse
+/// of t does not come back for df in the hundreds of millions (a tally with a huge count).
+const NORMAL_FROM_DF: f64 = 1e6;
+
 /// The `p` quantile of Student's t with `df` degrees of freedom (`df` > 0, `p` in (0, 1)).
 fn t_quantile(df: f64, p: f64) -> Option<f64> {
     if !(df > 0.0 && df.is_finite() && p > 0.0 && p < 1.0) {
         return None;
+    }
+    if df >= NORMAL_FROM_DF {
+        return z_quantile(p);
     }
     let t = StudentsT::new(0.0, 1.0, df).ok()?;
     finite(t.inverse_cdf(p))
