@@ -51,15 +51,28 @@ impl Moments {
         }
     }
 
-    fn add(&mut self, other: &Moments) {
-        self.n += other.n;
+    /// Adds `other`; `None` when the row counts add up to more than a u64 holds.
+    fn add(&mut self, other: &Moments) -> Option<()> {
+        self.n = self.n.checked_add(other.n)?;
         for (a, b) in self.sum.iter_mut().zip(&other.sum) {
             *a += b;
         }
         for (a, b) in self.cross.iter_mut().zip(&other.cross) {
             *a += b;
         }
+        Some(())
     }
+}
+
+/// `a += b`, `None` (and `a` unchanged) when the sum does not fit.
+pub(crate) fn add(a: &mut u64, b: u64) -> Option<()> {
+    *a = a.checked_add(b)?;
+    Some(())
+}
+
+/// `a[i] += b[i]` for every i, `None` at the first sum that does not fit.
+pub(crate) fn add_all(a: &mut [u64], b: &[u64]) -> Option<()> {
+    a.iter_mut().zip(b).try_for_each(|(x, y)| add(x, *y))
 }
 
 /// Moments per pattern of answered criteria (bit c set = criterion c answered).
@@ -261,42 +274,84 @@ impl Aggregate {
         if other.rules_key != self.rules_key {
             return Err("was aggregated under other scoring rules (points, missing-answer default, validity or careless settings), expected the rules given now; run `pingyi aggregate --rules` with the same rules file".into());
         }
-        let add = |a: &mut Vec<u64>, b: &Vec<u64>| {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
-        };
-        add(&mut self.counts, &other.counts);
-        add(&mut self.rated, &other.rated);
-        add(&mut self.unrated, &other.unrated);
-        add(&mut self.tally_votes, &other.tally_votes);
-        add(&mut self.returned, &other.returned);
-        add(&mut self.valid, &other.valid);
-        add(&mut self.excluded, &other.excluded);
+        // Added into a copy, so that counts too large to add leave this state as it was.
+        let mut sum = self.clone();
+        sum.add_counts(other)
+            .and_then(|()| sum.grand_total())
+            .ok_or_else(|| {
+                format!(
+                    "its counts and those read before it add up to more than {}, expected fewer",
+                    u64::MAX
+                )
+            })?;
+        *self = sum;
+        self.sources.extend(other.sources.iter().cloned());
+        Ok(())
+    }
+
+    /// Every count of the state added up, `None` past `u64::MAX`. The scorer sums counts
+    /// in many ways (over options, groups, units); while this total fits, none can wrap.
+    pub(crate) fn grand_total(&self) -> Option<u64> {
+        let b = &self.ballots;
+        let lists = [
+            &self.counts,
+            &self.rated,
+            &self.unrated,
+            &self.tally_votes,
+            &self.returned,
+            &self.valid,
+            &self.excluded,
+        ];
+        lists
+            .into_iter()
+            .flatten()
+            .copied()
+            .chain(self.moments.iter().flat_map(|pm| pm.values().map(|m| m.n)))
+            .chain([
+                b.total,
+                b.duplicates,
+                b.straight_lining,
+                b.too_fast,
+                b.tally_votes,
+            ])
+            .chain(b.invalid.values().copied())
+            .chain(b.excluded.values().copied())
+            .chain(self.durations.values().copied())
+            .try_fold(0u64, u64::checked_add)
+    }
+
+    /// Adds every number of `other` into this state; `None` when one overflows.
+    fn add_counts(&mut self, other: &Aggregate) -> Option<()> {
+        add_all(&mut self.counts, &other.counts)?;
+        add_all(&mut self.rated, &other.rated)?;
+        add_all(&mut self.unrated, &other.unrated)?;
+        add_all(&mut self.tally_votes, &other.tally_votes)?;
+        add_all(&mut self.returned, &other.returned)?;
+        add_all(&mut self.valid, &other.valid)?;
+        add_all(&mut self.excluded, &other.excluded)?;
         for (a, b) in self.moments.iter_mut().zip(&other.moments) {
             for (mask, m) in b {
                 let k = m.sum.len();
-                a.entry(*mask).or_insert_with(|| Moments::new(k)).add(m);
+                a.entry(*mask).or_insert_with(|| Moments::new(k)).add(m)?;
             }
         }
         let (a, b) = (&mut self.ballots, &other.ballots);
-        a.total += b.total;
-        a.duplicates += b.duplicates;
+        add(&mut a.total, b.total)?;
+        add(&mut a.duplicates, b.duplicates)?;
         for (k, v) in &b.invalid {
-            *a.invalid.entry(k.clone()).or_default() += v;
+            add(a.invalid.entry(k.clone()).or_default(), *v)?;
         }
-        a.straight_lining += b.straight_lining;
-        a.too_fast += b.too_fast;
+        add(&mut a.straight_lining, b.straight_lining)?;
+        add(&mut a.too_fast, b.too_fast)?;
         for (k, v) in &b.excluded {
-            *a.excluded.entry(k.clone()).or_default() += v;
+            add(a.excluded.entry(k.clone()).or_default(), *v)?;
         }
         a.thresholds.extend(&b.thresholds);
-        a.tally_votes += b.tally_votes;
+        add(&mut a.tally_votes, b.tally_votes)?;
         for (s, n) in &other.durations {
-            *self.durations.entry(*s).or_default() += n;
+            add(self.durations.entry(*s).or_default(), *n)?;
         }
-        self.sources.extend(other.sources.iter().cloned());
-        Ok(())
+        Some(())
     }
 
     /// The state as JSON (what `pingyi aggregate -o part.json` writes).
@@ -339,14 +394,27 @@ impl Aggregate {
                 .in_field(field));
             }
         }
+        if agg.grand_total().is_none() {
+            return Err(InputError::new(
+                source,
+                format!(
+                    "its counts add up to more than {}, expected a state written by `pingyi aggregate`",
+                    u64::MAX
+                ),
+            ));
+        }
         let b = &agg.ballots;
-        if b.total < b.duplicates + b.invalid_total() + b.excluded_total() {
+        let set_aside = std::iter::once(b.duplicates)
+            .chain(b.invalid.values().copied())
+            .chain(b.excluded.values().copied())
+            .try_fold(0u64, u64::checked_add);
+        if set_aside.is_none_or(|n| b.total < n) {
             return Err(InputError::new(
                 source,
                 format!(
                     "counts {} ballots but {} duplicates, invalid or excluded, expected no more than were read",
                     b.total,
-                    b.duplicates + b.invalid_total() + b.excluded_total()
+                    set_aside.map_or_else(|| format!("more than {}", u64::MAX), |n| n.to_string())
                 ),
             )
             .in_field("ballots"));
