@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{add, add_all, Aggregate};
 use crate::csv_lines::LineCounted;
 use crate::error::InputError;
 use crate::rules::Resolved;
@@ -83,6 +83,9 @@ pub fn fold_tally<R: Read>(
         rules.options.len(),
     );
     let mut local = vec![0u64; nu * ng * nc * no];
+    // Every sum below is at most the file's total, so checking the total keeps them all
+    // from wrapping.
+    let mut total = 0u64;
     let mut first_line: HashMap<usize, u64> = HashMap::new();
     while let Some(line) = next_row(&mut csv, &mut rec, source, &lines, 5)? {
         let cell = |k: usize| rec.get(at[k]).unwrap_or("").trim();
@@ -125,8 +128,18 @@ pub fn fold_tally<R: Read>(
                 ),
             ));
         }
+        total = total.checked_add(count).ok_or_else(|| {
+            err(
+                4,
+                format!(
+                    "{count} brings the file's votes past {}, expected counts that add up to less",
+                    u64::MAX
+                ),
+            )
+        })?;
         local[idx] += count;
     }
+    let (mut rated, mut unrated, mut tally_votes) = (vec![], vec![], vec![]);
     for u in 0..nu {
         for g in 0..ng {
             let (mut most_counted, mut most_other, mut votes) = (0u64, 0u64, 0u64);
@@ -144,16 +157,30 @@ pub fn fold_tally<R: Read>(
                 most_other = most_other.max(other);
                 votes += counted;
             }
-            let ug = u * ng + g;
-            agg.rated[ug] += most_counted;
-            agg.unrated[ug] += most_other;
-            agg.tally_votes[ug] += votes;
+            rated.push(most_counted);
+            unrated.push(most_other);
+            tally_votes.push(votes);
         }
     }
-    for (a, b) in agg.counts.iter_mut().zip(&local) {
-        *a += b;
-    }
-    agg.ballots.tally_votes += local.iter().sum::<u64>();
+    // Added into a copy: a state whose counts add up past u64::MAX is refused whole (the
+    // scorer sums them in many ways, and a saved part holding it would not read back).
+    let mut sum = agg.clone();
+    add_all(&mut sum.counts, &local)
+        .and_then(|()| add_all(&mut sum.rated, &rated))
+        .and_then(|()| add_all(&mut sum.unrated, &unrated))
+        .and_then(|()| add_all(&mut sum.tally_votes, &tally_votes))
+        .and_then(|()| add(&mut sum.ballots.tally_votes, total))
+        .and_then(|()| sum.grand_total())
+        .ok_or_else(|| {
+            InputError::new(
+                source,
+                format!(
+                    "its votes and the counts of the inputs before it add up to more than {}, expected fewer",
+                    u64::MAX
+                ),
+            )
+        })?;
+    *agg = sum;
     agg.sources.push(source.to_string());
     Ok(())
 }
