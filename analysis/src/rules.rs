@@ -368,6 +368,10 @@ pub enum Rounding {
     LargestRemainder,
 }
 
+/// The most decimals printed: an f64 holds no more, and largest remainder counts in units
+/// of 10^-(places+2) that must fit in a u64.
+const MAX_DECIMALS: u32 = 15;
+
 /// Output settings: applied only when printing; computation stays exact.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -841,6 +845,17 @@ impl Checker {
     }
 
     fn resolve(&mut self, rules: Rules, form: &Form) -> Option<Resolved> {
+        for (path, places) in [
+            ("output.rate_decimals", rules.output.rate_decimals),
+            ("output.score_decimals", rules.output.score_decimals),
+        ] {
+            if places > MAX_DECIMALS {
+                self.bad(
+                    path,
+                    format!("{places} is too many places, expected 0 to {MAX_DECIMALS}"),
+                );
+            }
+        }
         let grids: Vec<_> = form
             .items()
             .filter(|i| matches!(i.kind, ItemKind::Appraisal { .. }))
