@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Pingyi's one test command: installs what the tests need when it is missing (the wasm32
 # target, rustfmt and clippy, Debian's chromium and chromium-driver), then runs every
-# check: formatting, clippy with warnings as errors, and all tests (CLI, library, and the
-# app in a real headless Chromium).
+# check: formatting, clippy with warnings as errors, a short fuzz run of every parser, and
+# all tests (CLI, library, and the app in a real headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,6 +39,14 @@ cargo clippy -p pingyi-app --target wasm32-unknown-unknown -- -D warnings
 
 step "building the app (pingyi build)"
 cargo run --quiet -- build
+
+step "fuzzing every parser for a short while (fuzz/run.sh, docs/fuzzing.md)"
+# libfuzzer-sys compiles libFuzzer from its C++ source.
+if ! command -v c++ >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++
+fi
+fuzz/run.sh 15
 
 step "cargo test"
 cargo test --workspace

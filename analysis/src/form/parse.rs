@@ -9,6 +9,7 @@ use super::{Choice, Criterion, Form, Group, Item, ItemKind, Scale, ScaleOption, 
 use crate::error::{json_message, quoted, Problem, Problems};
 use crate::expr::Expression;
 use crate::label::Label;
+use crate::wide_csv::META_COLUMNS;
 
 pub(super) fn parse_form(source: &str, text: &str) -> Result<Form, Problems> {
     let root: Value = match serde_json::from_str(text) {
@@ -636,6 +637,16 @@ impl Walker {
         let io = self.object(v, path, "an item", ITEM)?;
         let id = self.id(&io, "id");
         self.unique(item_ids, &id, io.at("id"), "item id");
+        if let Some(id) = id.as_deref().filter(|id| META_COLUMNS.contains(id)) {
+            // The export would have two columns of that name and could not be read back.
+            self.problem(
+                io.at("id"),
+                format!(
+                    "\"{id}\" is a column of every export already, expected another id (not one of: {})",
+                    META_COLUMNS.join(", ")
+                ),
+            );
+        }
         if let Some(id) = &id {
             self.written_items.insert(id.clone());
         }

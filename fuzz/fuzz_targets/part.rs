@@ -1,0 +1,4 @@
+#![no_main]
+//! See `pingyi_fuzz::checks::part` for what this target reads and asserts.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pingyi_fuzz::checks::part(data));
