@@ -23,16 +23,6 @@ use analysis::tally::fold_tally;
 use analysis::time::{format_rfc3339, parse_rfc3339};
 use analysis::{json, render, wide_csv, Answer, Ballot, Form};
 
-/// The deepest bracket nesting, and the longest run of minus signs, that an expression may
-/// have here. The expression parser and evaluator recurse once per level and have no depth
-/// limit yet (issue 7 adds one in expr.rs), so deeper inputs would end every run with a
-/// known stack overflow; they are skipped until that limit lands.
-pub const MAX_NESTING: usize = 64;
-
-/// The longest expression the expression target tries (a long flat chain such as
-/// `1+1+…` also builds a deep tree).
-pub const MAX_EXPRESSION_BYTES: usize = 4096;
-
 const BALLOTS_CSV: &str = include_str!("../../tests/fixtures/kiosk-a.csv");
 const CADRE_CSV: &str = include_str!("../../tests/fixtures/annual.csv");
 const BALLOTS_JSON: &str = include_str!("../../tests/fixtures/kiosk-b.json");
@@ -87,41 +77,6 @@ fn fixtures_folded(form: &Form, rules: &Resolved) -> Aggregate {
     agg
 }
 
-/// Whether `text` nests brackets at most [`MAX_NESTING`] deep and has no run of more than
-/// [`MAX_NESTING`] minus signs (white space between them included).
-pub fn shallow(text: &str) -> bool {
-    let (mut depth, mut deepest, mut minuses, mut most_minuses) = (0usize, 0, 0usize, 0);
-    for c in text.chars() {
-        match c {
-            '(' | '[' | '{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        match c {
-            '-' => {
-                minuses += 1;
-                most_minuses = most_minuses.max(minuses);
-            }
-            c if c.is_whitespace() => {}
-            _ => minuses = 0,
-        }
-    }
-    deepest <= MAX_NESTING && most_minuses <= MAX_NESTING
-}
-
-/// Whether every string in a JSON document is [`shallow`] (form JSON carries expressions).
-fn all_strings_shallow(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::String(s) => shallow(s),
-        serde_json::Value::Array(a) => a.iter().all(all_strings_shallow),
-        serde_json::Value::Object(o) => o.iter().all(|(k, v)| shallow(k) && all_strings_shallow(v)),
-        _ => true,
-    }
-}
-
 /// Ballots as the CSV export can hold them: it has no way to write an empty row of a grid,
 /// so those are dropped before comparing.
 fn without_empty_rows(ballots: &[Ballot]) -> Vec<Ballot> {
@@ -174,10 +129,6 @@ pub fn form_json(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) if !all_strings_shallow(&v) => return,
-        _ => {}
-    }
     let form = match Form::from_json("fuzz.json", text) {
         Ok(form) => form,
         Err(problems) => {
@@ -208,9 +159,6 @@ pub fn expression(data: &[u8]) {
     let Ok(source) = std::str::from_utf8(data) else {
         return;
     };
-    if source.len() > MAX_EXPRESSION_BYTES || !shallow(source) {
-        return;
-    }
     let x = match Expression::parse(source) {
         Ok(x) => x,
         Err(e) => {
@@ -293,8 +241,13 @@ pub fn json_ballots(data: &[u8]) {
         Err(e) => panic!("the CSV export of what was read does not read back: {e}\n{export}"),
     }
     for b in &ballots {
-        let line = compact::encode(&w.form, b)
-            .unwrap_or_else(|e| panic!("a checked ballot does not store: {e}\n{b:?}"));
+        // The device store keeps times from 1970 to 9999 (what its decoder accepts) and
+        // refuses others with a message; anything else a checked ballot holds must store.
+        let line = match compact::encode(&w.form, b) {
+            Ok(line) => line,
+            Err(e) if e.contains("is not between 1970 and 9999") => continue,
+            Err(e) => panic!("a checked ballot does not store: {e}\n{b:?}"),
+        };
         match compact::decode(&w.form, &b.device_id, &line) {
             Ok(again) => assert_eq!(again, with_utc_times(b), "{line}"),
             Err(e) => panic!("a stored ballot does not read back: {e}\n{line}"),
