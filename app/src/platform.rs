@@ -163,6 +163,30 @@ pub fn request_fullscreen() {
     }
 }
 
+/// Waits until the service worker is active (it has cached the whole app), or `max` at
+/// most: a browser without service workers, or a page served where they cannot register,
+/// returns at once or after `max`. Heavy storage work waits for this, because Chromium
+/// keeps local storage and the worker's Cache Storage in one backend, and an install
+/// queued behind megabytes of writing left a first visit without offline use.
+pub async fn service_worker_settled(max: std::time::Duration) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let ready = js_sys::Reflect::get(&window.navigator(), &JsValue::from_str("serviceWorker"))
+        .ok()
+        .filter(|sw| !sw.is_undefined() && !sw.is_null())
+        .and_then(|sw| js_sys::Reflect::get(&sw, &JsValue::from_str("ready")).ok())
+        .and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
+    let Some(ready) = ready else {
+        return;
+    };
+    let ms = i32::try_from(max.as_millis()).unwrap_or(i32::MAX);
+    let timeout = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(js_sys::Promise::race(&js_sys::Array::of2(&ready, &timeout))).await;
+}
+
 /// Asks the browser to keep this site's storage when space runs short; `Some(true)` when granted.
 pub async fn persist_storage() -> Option<bool> {
     let storage = web_sys::window()?.navigator().storage();

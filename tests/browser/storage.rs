@@ -52,11 +52,19 @@ async fn capacity_warning_and_a_full_store_that_keeps_every_ballot() {
     let answers = flows::complete_ballot(&s).await;
     s.click("new-ballot").await;
     s.find("start").await;
-    let capacity = s
-        .js("return Number(localStorage.getItem('pingyi.v1.capacity'))")
-        .await
-        .as_u64()
-        .unwrap();
+    // The room is probed once the service worker has cached the app, 1.5 s later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let capacity = loop {
+        let probed = s
+            .js("return Number(localStorage.getItem('pingyi.v1.capacity'))")
+            .await
+            .as_u64()
+            .unwrap();
+        if probed > 0 || std::time::Instant::now() > deadline {
+            break probed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     assert!(
         capacity > 1_000_000,
         "capacity probed at first start: {capacity}"

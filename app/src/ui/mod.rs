@@ -375,16 +375,21 @@ pub fn App() -> impl IntoView {
         // User Timing mark for the load-time benchmark: the form can be used from here on.
         request_animation_frame(platform::mark_interactive);
         if ctx.capacity.get_untracked().is_none() {
-            // Measuring the room writes megabytes: do it once, after the first screen is up.
-            set_timeout(
-                move || {
-                    let kv = ctx.kv();
-                    let cap = store::used(&kv) + store::probe_free(&kv);
-                    let _ = kv.set(keys::CAPACITY, &cap.to_string());
-                    ctx.capacity.set(Some(cap));
-                },
-                Duration::from_millis(1500),
-            );
+            // Measuring the room writes megabytes: do it once, after the first screen is up
+            // and the service worker has finished caching the app (see
+            // `platform::service_worker_settled`).
+            leptos::task::spawn_local(async move {
+                platform::service_worker_settled(Duration::from_secs(60)).await;
+                set_timeout(
+                    move || {
+                        let kv = ctx.kv();
+                        let cap = store::used(&kv) + store::probe_free(&kv);
+                        let _ = kv.set(keys::CAPACITY, &cap.to_string());
+                        ctx.capacity.set(Some(cap));
+                    },
+                    Duration::from_millis(1500),
+                );
+            });
         }
         ctx.persisted.set(platform::persist_storage().await);
     });
