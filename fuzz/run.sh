@@ -69,7 +69,7 @@ for t in "${targets[@]}"; do
   status=0
   "target/$host/release/$t" "$corpus" \
     -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 -max_len="$(max_len "$t")" \
-    -dict=pingyi.dict -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1 || status=$?
+    -dict=pingyi.dict ${FUZZ_SEED:+-seed=$FUZZ_SEED} -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1 || status=$?
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
   size="$(find "$corpus" -type f | wc -l)"
   if [ "$status" -eq 0 ]; then
