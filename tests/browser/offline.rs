@@ -6,9 +6,40 @@ use std::time::{Duration, Instant};
 use crate::flows;
 use crate::harness::Session;
 
-/// Waits until the service worker controls the page (it has cached the whole app).
-pub async fn wait_for_service_worker(s: &Session) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Opens the app served from `pkg` and waits until the service worker controls the page
+/// (it has cached the whole app).
+///
+/// Now and then (a few runs in ten of the whole suite, never when a test runs alone)
+/// Chromium leaves a first install in `installing` with its cache open, while the server
+/// answered every request within milliseconds; the cause is not known yet (issue 8 replaces
+/// the server). A person's next visit would simply install again, so a stalled first
+/// install is retried with a fresh browser and server, at most three times in all, and each
+/// stall is printed with its diagnosis so it stays visible in the test log.
+pub async fn open_offline_ready(pkg: &std::path::Path) -> Session {
+    const TRIES: usize = 3;
+    for attempt in 1..=TRIES {
+        let s = Session::open_with(pkg, &[]).await;
+        s.find("start").await;
+        match controlled_within(&s, Duration::from_secs(30)).await {
+            Ok(()) => return s,
+            Err(diagnosis) if attempt < TRIES => {
+                eprintln!(
+                    "service worker stalled on try {attempt} of {TRIES}, retrying: {diagnosis}"
+                );
+                s.close().await;
+            }
+            Err(diagnosis) => panic!(
+                "the service worker did not take control in {TRIES} tries of 30 s: {diagnosis}"
+            ),
+        }
+    }
+    unreachable!("the last try returns or panics")
+}
+
+/// Waits up to `limit` until a service worker controls the page; else what the page and
+/// its registration looked like.
+async fn controlled_within(s: &Session, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
     while s
         .js("return !!(navigator.serviceWorker && navigator.serviceWorker.controller)")
         .await
@@ -21,20 +52,16 @@ pub async fn wait_for_service_worker(s: &Session) {
                      active: r.active && r.active.state }) : 'no registration').then(async (x) => \
                      x + ' caches: ' + JSON.stringify(await caches.keys()))")
                 .await;
-            panic!(
-                "the service worker did not take control in 30 s: {reg}\n{}",
-                s.report().await
-            );
+            return Err(format!("{reg}\n{}", s.report().await));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_server_stopped_the_app_reloads_and_stores_a_ballot() {
-    let mut s = Session::open().await;
-    s.find("start").await;
-    wait_for_service_worker(&s).await;
+    let mut s = open_offline_ready(&crate::harness::pkg_dir()).await;
     s.server.stop();
     s.reload().await;
     let title = s.find("form-title").await.text().await.unwrap();
@@ -74,9 +101,7 @@ async fn cache_names(s: &Session) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_is_used_only_once_it_has_arrived_whole() {
     let site = site_copy();
-    let mut s = Session::open_with(site.path(), &[]).await;
-    s.find("start").await;
-    wait_for_service_worker(&s).await;
+    let mut s = open_offline_ready(site.path()).await;
     let old = cache_names(&s).await;
     assert_eq!(old.len(), 1, "{old:?}");
     let build_js = std::fs::read_to_string(site.path().join("build.js")).unwrap();
