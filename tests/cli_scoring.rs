@@ -101,7 +101,7 @@ fn haochaping_10_8_6_3_0() {
         .as_array()
         .unwrap()
         .contains(&Value::from("no_score")));
-    // Every field of DESIGN.md's contract is there.
+    // Every field of the README's JSON score report is there.
     for key in [
         "unit",
         "name",

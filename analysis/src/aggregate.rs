@@ -1,7 +1,7 @@
 //! 汇总状态: the serializable, mergeable state that ballots and tallies are folded into.
 //!
 //! For every unit × group × criterion × option it holds a count (the histogram of
-//! DESIGN.md), and beside it the additive sufficient statistics that per-ballot methods
+//! README's "Scoring"), and beside it the additive sufficient statistics that per-ballot methods
 //! need: for every unit × group, the number, sums and cross-product sums of the criterion
 //! scores of the ballot rows, kept separately for each pattern of answered criteria
 //! ([`PatternMoments`]). From those, pairwise, listwise and median-filled covariances are

@@ -3,7 +3,7 @@
 //! The median of completion times needs every time, but times in whole seconds form a
 //! histogram that is bounded (one entry per distinct second) and merges by addition, so
 //! the median of a million ballots, or of parts made on many machines, is exact. A ballot
-//! is too fast when it took fewer seconds than half that median (RULES.md); the flag for
+//! is too fast when it took fewer seconds than half that median (as 民主评议 rules publish it); the flag for
 //! straight-lining is decided per ballot while reading (see [`crate::ingest`]).
 
 use std::collections::BTreeMap;

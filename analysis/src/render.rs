@@ -2,7 +2,7 @@
 //! rules' rounding applied here and only here; the computation stays exact and the JSON
 //! output keeps full precision.
 //!
-//! Rounding (RULES.md: published rates are rounded in different ways):
+//! Rounding (published rates are rounded in different ways from region to region):
 //! - [`round_half_up`]: 四舍五入, half away from zero;
 //! - [`truncate`]: cut off after the last printed decimal;
 //! - [`largest_remainder`]: a row of shares that sums to 1 is printed so that it sums to

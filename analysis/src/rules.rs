@@ -1,7 +1,7 @@
 //! 评分规则: the rules file (TOML) that says how ballots become scores, ranks and grades,
 //! and how the annual assessment adds the appraisal to other parts.
 //!
-//! No two regions score alike (shared/RULES.md), so every number is a setting. A rules
+//! No two regions score alike (README, "The rules file"), so every number is a setting. A rules
 //! file is read with [`Rules::from_toml`], which refuses unknown keys and checks every
 //! option code, group, criterion and number against the form, listing each problem with
 //! its TOML path (`grading.bands[2].min`). Anything left out takes its default from the
@@ -203,7 +203,7 @@ pub struct Trim {
     pub k: Option<u64>,
     /// … or this fraction from each side (rounded down to whole answers).
     pub fraction: Option<f64>,
-    /// Trim only when there are at least this many answers (RULES.md: "more than 5" → 6).
+    /// Trim only when there are at least this many answers (published rules say "more than 5" raters → 6).
     pub min_n: u64,
 }
 

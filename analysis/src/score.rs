@@ -1,4 +1,4 @@
-//! 计分: from an [`Aggregate`] and the [`Resolved`] rules to the score report of DESIGN.md.
+//! 计分: from an [`Aggregate`] and the [`Resolved`] rules to the score report (README, "Output").
 //!
 //! Everything is computed from the counts and moments, exactly, in the order below; the
 //! statistical methods themselves live in [`crate::stats`].

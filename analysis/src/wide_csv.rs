@@ -1,4 +1,4 @@
-//! The wide CSV export: one row per ballot, one column per answer, as DESIGN.md fixes it.
+//! The wide CSV export: one row per ballot, one column per answer, as README's "Exports" fixes it.
 //!
 //! `response_id,form_id,form_version,device_id,group,lang,started_at,submitted_at,duration_s`,
 //! then the items in form order: `single`/`rating`/`text`/`number` → the item id; `multi` →

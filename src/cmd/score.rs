@@ -47,7 +47,7 @@ pub enum Format {
     Table,
     /// One row per unit, rates in percent.
     Csv,
-    /// Everything, full precision (DESIGN.md's contract).
+    /// Everything, full precision (the README's JSON score report).
     Json,
 }
 
