@@ -1,0 +1,1 @@
+//! Pingyi 评议's collection server, as a library that `pingyi serve` starts.
