@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Pingyi's one test command: installs what the tests need when it is missing (the wasm32
 # target, rustfmt and clippy, Debian's chromium and chromium-driver), then runs every
-# check: formatting, clippy with warnings as errors, a short fuzz run of every parser, and
-# all tests (CLI, library, and the app in a real headless Chromium).
+# check: formatting, clippy with warnings as errors, a short fuzz run of every parser, all
+# tests (CLI, library, the collection server against SQLite and a throw-away PostgreSQL
+# cluster, and the app in a real headless Chromium), and schemathesis against the server's
+# OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -28,6 +30,25 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 fi
 
+need_apt=()
+command -v c++ >/dev/null || need_apt+=(g++)                # libFuzzer is built from C++
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "installing Debian's ${need_apt[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# schemathesis (PyPI) tests the server against docs/openapi.json; it lives in its own
+# virtual environment under target/, so nothing is installed into the system Python.
+venv=target/schemathesis-venv
+if [ ! -x "$venv/bin/st" ]; then
+  step "installing schemathesis into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis>=4,<5'
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -50,7 +71,32 @@ fi
 # so a test run never turns red by luck; longer runs (docs/fuzzing.md) take random seeds.
 FUZZ_SEED=1 fuzz/run.sh 15
 
+# A throw-away PostgreSQL cluster for the storage tests, stopped when this script ends,
+# whether the tests passed or not.
+step "starting a throw-away PostgreSQL cluster (tests/postgres.sh)"
+eval "$(tests/postgres.sh start)"
+pg_data=$PINGYI_TEST_PGDATA
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  tests/postgres.sh stop "$pg_data"
+}
+trap cleanup EXIT
+echo "PostgreSQL at $PINGYI_TEST_POSTGRES"
+
 step "cargo test"
 cargo test --workspace
+
+step "schemathesis against the real server (docs/openapi.json)"
+work=$(mktemp -d)
+target/debug/pingyi serve --no-build --port 0 --database "$work/schemathesis.db" >"$work/out" 2>"$work/log" &
+server_pid=$!
+for _ in $(seq 100); do grep -q 'http://' "$work/out" && break; sleep 0.2; done
+url=$(grep -o 'http://[^ ]*' "$work/out" | head -1)
+[ -n "$url" ] || { cat "$work/log"; echo "the server did not start"; exit 1; }
+"$venv/bin/st" run "${url}api/v1/openapi.json" --checks all --max-examples 50 \
+  --suppress-health-check all --no-color
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+rm -rf "$work"
 
 step "all checks passed"
