@@ -757,3 +757,60 @@ async fn postgres_connections_cut_by_the_server_are_unavailable_then_replaced() 
         "every acknowledged ballot is stored"
     );
 }
+
+/// A log buffer that a test reads back.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_single_ballot_submits_shares_commits() {
+    let log = Log::default();
+    let writer = log.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .expect("the only test that installs a subscriber");
+    let t = fresh_sqlite();
+    let store = open_with_form(&t.db).await;
+    let burst = ballots(500, 12);
+    // join_all polls every submit once before waiting on any: all 500 are queued at once,
+    // as when 500 devices send at the same moment.
+    let outcomes = futures_util::future::join_all(
+        burst
+            .iter()
+            .map(|b| store.submit(incoming(std::slice::from_ref(b)))),
+    )
+    .await;
+    assert!(outcomes
+        .iter()
+        .all(|o| o.as_deref() == Ok(&[Outcome::Stored][..])));
+    assert_eq!(store.counts().await.unwrap().ballots, 500);
+    let Database::Sqlite(path) = &t.db else {
+        unreachable!()
+    };
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let commits = text
+        .lines()
+        .filter(|l| l.contains("group committed") && l.contains(&path.display().to_string()))
+        .count();
+    // One for the form, then the burst: far fewer commits (and fsyncs) than requests.
+    assert!(
+        (2..=100).contains(&commits),
+        "500 one-ballot submits took {commits} commits"
+    );
+    eprintln!("500 one-ballot submits: {commits} commits");
+}
