@@ -430,11 +430,18 @@ async fn a_repeat_is_acknowledged_again_and_a_conflict_is_named_and_both_are_cou
     assert_eq!(body["status"], "refused");
     assert_eq!(body["problems"][0]["path"], "group");
 
+    // The empty id is answered like any other: a ballot without an id is refused.
+    let mut no_id = json!(b[1]);
+    no_id["id"] = json!("");
+    let (code, body) = put(no_id, String::new()).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["problems"][0]["path"], "id");
+
     let counts = status(&c, &s).await;
     assert_eq!(counts["ballots"], 3, "{counts}");
     assert_eq!(counts["repeats"], 3, "{counts}");
     assert_eq!(counts["conflicts"], 2, "{counts}");
-    assert_eq!(counts["refused"], 1, "{counts}");
+    assert_eq!(counts["refused"], 2, "{counts}");
     s.stop().await;
 }
 
