@@ -524,9 +524,9 @@ async fn whole_request_errors_are_clear_and_the_server_stays_up() {
 /// (the server may answer and close before the body is all sent); returns the answer.
 async fn raw_exchange(addr: &str, head: &[u8], body: Vec<Vec<u8>>) -> String {
     let (mut reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
-    writer.write_all(head).await.unwrap();
+    let head = head.to_vec();
     let sending = tokio::spawn(async move {
-        for piece in body {
+        for piece in std::iter::once(head).chain(body) {
             if writer.write_all(&piece).await.is_err() {
                 break;
             }
@@ -567,6 +567,25 @@ async fn a_100_gb_content_length_is_refused_without_reading_the_body() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("larger than 8 MiB"), "{answer}");
+    let c = client();
+    assert_eq!(get_json(&c, &s.api("health")).await.0, StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_or_too_large_headers_are_refused_with_431() {
+    let s = TestServer::start().await;
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let large = format!("X-Big: {}\r\n", "a".repeat(200_000));
+    for headers in [many, large] {
+        let head = format!("GET /api/v1/health HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+        let answer = raw_exchange(&s.addr(), head.as_bytes(), vec![]).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 431"),
+            "{}",
+            &answer[..answer.len().min(200)]
+        );
+    }
     let c = client();
     assert_eq!(get_json(&c, &s.api("health")).await.0, StatusCode::OK);
     s.stop().await;
