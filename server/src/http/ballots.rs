@@ -25,9 +25,9 @@ pub async fn post(
     let batch: Batch = parse(&body, r#"a batch {"ballots": [ballot, …]}"#)?;
     let max = state.limits().max_ballots;
     if batch.ballots.is_empty() {
-        return Err(ApiError::Unprocessable(
-            "the batch holds no ballots; send 1 to 1000".into(),
-        ));
+        return Err(ApiError::Unprocessable(format!(
+            "the batch holds no ballots; send 1 to {max}"
+        )));
     }
     if batch.ballots.len() > max {
         return Err(ApiError::Unprocessable(format!(
