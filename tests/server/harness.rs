@@ -65,15 +65,23 @@ impl Db {
         }
     }
 
-    /// A new, empty PostgreSQL database `pingyi_<name>_<pid>_<n>` in the test cluster.
+    /// A new, empty PostgreSQL database `pingyi_<name>_<pid>_<n>` in the test cluster
+    /// that PINGYI_TEST_POSTGRES names.
     pub async fn postgres(name: &str) -> Db {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
         let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
             panic!(
                 "PINGYI_TEST_POSTGRES is not set: this test needs a PostgreSQL cluster. \
                  Run ./test.sh, or first: eval \"$(tests/postgres.sh start)\""
             )
         });
+        Db::postgres_at(&admin, name).await
+    }
+
+    /// A new, empty PostgreSQL database `pingyi_<name>_<pid>_<n>` made through `admin`
+    /// (a URL whose user may create databases).
+    pub async fn postgres_at(admin: &str, name: &str) -> Db {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let admin = admin.to_string();
         let db = format!(
             "pingyi_{name}_{}_{}",
             std::process::id(),
