@@ -46,6 +46,8 @@ struct Burst {
     /// Every id the server answered `stored` or `already_stored` for.
     acked: Mutex<HashSet<String>>,
     acks: AtomicUsize,
+    /// Requests sent and not yet answered.
+    in_flight: AtomicUsize,
     /// `already_stored` answers the clients received.
     repeats: AtomicU64,
     /// Set once the server is killed; then each client notes that it saw it gone.
@@ -62,6 +64,7 @@ async fn drill(db: &Db, dir: &std::path::Path) {
         url: RwLock::new(server.url.clone()),
         acked: Mutex::new(HashSet::new()),
         acks: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
         repeats: AtomicU64::new(0),
         killed: AtomicBool::new(false),
         saw_down: (0..CLIENTS).map(|_| AtomicBool::new(false)).collect(),
@@ -74,14 +77,21 @@ async fn drill(db: &Db, dir: &std::path::Path) {
     }
 
     let limit = Duration::from_secs(300);
-    wait_until("800 ballots are acknowledged", limit, || {
-        burst.acks.load(Ordering::SeqCst) >= KILL_AFTER_ACKS || burst_over(&burst)
-    })
+    wait_until(
+        "800 ballots are acknowledged and requests are in flight",
+        limit,
+        || {
+            burst.acks.load(Ordering::SeqCst) >= KILL_AFTER_ACKS
+                && burst.in_flight.load(Ordering::SeqCst) > 0
+                || burst_over(&burst)
+        },
+    )
     .await;
     assert!(
         !burst_over(&burst),
         "the clients finished before {KILL_AFTER_ACKS} acknowledgements"
     );
+    let in_flight = burst.in_flight.load(Ordering::SeqCst);
     server.kill();
     burst.killed.store(true, Ordering::SeqCst);
     // Answers already on their way may still be read; once every client has seen the
@@ -95,6 +105,13 @@ async fn drill(db: &Db, dir: &std::path::Path) {
 
     let after_crash = export(&db.url, dir, "after-crash");
     let held: HashSet<String> = check_export(&after_crash, &sent).into_iter().collect();
+    eprintln!(
+        "killed with {in_flight} requests in flight after {} acknowledgements; the crashed \
+         database holds {} ballots, {} of them committed but never acknowledged",
+        acked_before_kill.len(),
+        held.len(),
+        held.difference(&acked_before_kill).count()
+    );
     let lost: Vec<&String> = acked_before_kill.difference(&held).collect();
     assert!(
         lost.is_empty(),
@@ -152,6 +169,7 @@ async fn client(me: usize, mut outbox: VecDeque<Ballot>, burst: Arc<Burst>) {
         let take = if single { 1 } else { 1 + rng.below(40) };
         let chunk: Vec<Ballot> = outbox.drain(..take.min(outbox.len())).collect();
         let url = burst.url.read().unwrap().clone();
+        burst.in_flight.fetch_add(1, Ordering::SeqCst);
         let answer = if single {
             harness::put(&http, &url, &chunk[0])
                 .await
@@ -170,6 +188,7 @@ async fn client(me: usize, mut outbox: VecDeque<Ballot>, burst: Arc<Burst>) {
                     _ => panic!("POST of {} ballots: {r:?}", chunk.len()),
                 })
         };
+        burst.in_flight.fetch_sub(1, Ordering::SeqCst);
         let statuses = match answer {
             Ok(s) => s,
             Err(_) => {
