@@ -11,7 +11,7 @@ pub mod status;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{OriginalUri, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -108,7 +108,7 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
-async fn api_not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+async fn api_not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::NotFound(format!(
         "no API route {method} {}; see /api/v1/openapi.json",
         uri.path()
