@@ -14,11 +14,13 @@
 #[allow(dead_code)] // the drills use other parts of the harness
 mod harness;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use analysis::synth::Generator;
 use harness::{Db, Server};
 
 /// How requests carry ballots.
@@ -42,8 +44,8 @@ impl Mode {
     /// at several times the goal's rate.
     fn supply(self, seconds: u64) -> usize {
         match self {
-            Mode::Batch(_) => seconds as usize * 12_000,
-            Mode::Single => seconds as usize * 5_000,
+            Mode::Batch(_) => seconds as usize * 16_000,
+            Mode::Single => seconds as usize * 8_000,
         }
     }
 }
@@ -151,32 +153,47 @@ async fn bench_backend(
     }
 }
 
-/// Splits freshly made ballots into each client's requests.
+/// Makes the ballots and splits them into each client's requests, serialized already.
 fn prepare(mode: Mode, seed: u64, clients: usize, seconds: u64) -> Vec<Vec<Request>> {
-    let ballots = harness::ballots(seed, mode.supply(seconds));
-    let requests: Vec<Request> = match mode {
-        Mode::Batch(n) => ballots
-            .chunks(n)
-            .map(|c| Request {
-                put: None,
-                body: serde_json::to_vec(&serde_json::json!({ "ballots": c })).unwrap(),
-                ballots: c.len() as u64,
-            })
-            .collect(),
-        Mode::Single => ballots
-            .iter()
-            .map(|b| Request {
-                put: Some(b.id.clone()),
-                body: serde_json::to_vec(b).unwrap(),
-                ballots: 1,
-            })
-            .collect(),
+    let form = analysis::Form::default_form();
+    let mut make = Generator::new(&form, seed);
+    let mut ids = HashSet::new();
+    let mut ballot = || {
+        let b = make.ballot();
+        assert!(
+            ids.insert(b.id.clone()),
+            "the generator repeated id {}",
+            b.id
+        );
+        b
+    };
+    let per_request = match mode {
+        Mode::Batch(n) => n,
+        Mode::Single => 1,
     };
     let mut per_client: Vec<Vec<Request>> = (0..clients).map(|_| Vec::new()).collect();
-    for (i, r) in requests.into_iter().enumerate() {
-        per_client[i % clients].push(r);
+    for i in 0..mode.supply(seconds) / per_request {
+        let request = match mode {
+            Mode::Batch(n) => {
+                let batch: Vec<_> = (0..n).map(|_| ballot()).collect();
+                Request {
+                    put: None,
+                    body: serde_json::to_vec(&serde_json::json!({ "ballots": batch })).unwrap(),
+                    ballots: n as u64,
+                }
+            }
+            Mode::Single => {
+                let b = ballot();
+                Request {
+                    put: Some(b.id.clone()),
+                    body: serde_json::to_vec(&b).unwrap(),
+                    ballots: 1,
+                }
+            }
+        };
+        per_client[i % clients].push(request);
     }
-    // Each client pops from the end; keep the original order.
+    // Each client pops from the end; keep the order they were made in.
     per_client.iter_mut().for_each(|q| q.reverse());
     per_client
 }
