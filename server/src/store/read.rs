@@ -1,7 +1,8 @@
 //! Reading a campaign back, for the command line (`pingyi export`, `score`, `aggregate`):
 //! blocking calls, a database that must already exist (nothing is created or migrated),
-//! and ballots handed over one row at a time, never collected (SQLite statement
-//! iteration; PostgreSQL a row stream), so a province's millions fit in any memory.
+//! one snapshot for the reader's life (a server may go on collecting meanwhile), and
+//! ballots handed over one row at a time, never collected (SQLite statement iteration;
+//! PostgreSQL a row stream), so a province's millions fit in any memory.
 
 use std::path::Path;
 
@@ -159,6 +160,9 @@ fn open_sqlite(path: &Path) -> Result<Reader, StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(fail)?;
     conn.pragma_update(None, "query_only", "ON").map_err(fail)?;
+    // One read transaction for the reader's life: every pass (scoring reads twice) sees
+    // the same ballots, even while a server goes on collecting.
+    conn.execute_batch("BEGIN").map_err(fail)?;
     let pingyi: bool = conn
         .query_row(
             "SELECT count(*) = 1 FROM sqlite_master WHERE name = 'schema_version'",
@@ -200,6 +204,11 @@ fn open_postgres(url: &str) -> Result<Reader, StoreError> {
             .await
             .map_err(|e| pg_error(&shown, e))?;
         tokio::spawn(connection);
+        // One snapshot for the reader's life, as for SQLite.
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(|e| pg_error(&shown, e))?;
         let pingyi: bool = client
             .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
             .await
