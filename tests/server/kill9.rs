@@ -7,7 +7,7 @@
 //! too); after the restart the clients' retries fill in the rest, and the final count is
 //! the number of distinct ballots.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -76,6 +76,29 @@ async fn drill(db: &Db, dir: &std::path::Path) {
         clients.spawn(client(c, queue, burst.clone()));
     }
 
+    let acked_before_kill = kill_mid_burst(&mut server, &burst).await;
+    let after_crash = export(&db.url, dir, "after-crash");
+    check_after_crash(&after_crash, &sent, &acked_before_kill);
+
+    server.restart();
+    *burst.url.write().unwrap() = server.url.clone();
+    while let Some(done) = tokio::time::timeout(Duration::from_secs(600), clients.join_next())
+        .await
+        .expect("the clients finish within 10 minutes of the restart")
+    {
+        done.expect("a client failed");
+    }
+    check_status(&server, &burst).await;
+    server.kill();
+    let at_end = export(&db.url, dir, "at-end");
+    let ids = check_export(&at_end, &sent);
+    assert_eq!(ids.len(), BALLOTS, "the export holds every ballot once");
+    assert_eq!(burst.acked.lock().unwrap().len(), BALLOTS);
+}
+
+/// SIGKILL once 800 ballots are acknowledged, with requests in flight; returns the ids
+/// acknowledged during the server's life.
+async fn kill_mid_burst(server: &mut Server, burst: &Burst) -> HashSet<String> {
     let limit = Duration::from_secs(300);
     wait_until(
         "800 ballots are acknowledged and requests are in flight",
@@ -83,12 +106,12 @@ async fn drill(db: &Db, dir: &std::path::Path) {
         || {
             burst.acks.load(Ordering::SeqCst) >= KILL_AFTER_ACKS
                 && burst.in_flight.load(Ordering::SeqCst) > 0
-                || burst_over(&burst)
+                || burst_over(burst)
         },
     )
     .await;
     assert!(
-        !burst_over(&burst),
+        !burst_over(burst),
         "the clients finished before {KILL_AFTER_ACKS} acknowledgements"
     );
     let in_flight = burst.in_flight.load(Ordering::SeqCst);
@@ -100,42 +123,43 @@ async fn drill(db: &Db, dir: &std::path::Path) {
         burst.saw_down.iter().all(|d| d.load(Ordering::SeqCst))
     })
     .await;
-    let acked_before_kill = burst.acked.lock().unwrap().clone();
-    assert!(acked_before_kill.len() >= KILL_AFTER_ACKS);
-
-    let after_crash = export(&db.url, dir, "after-crash");
-    let held: HashSet<String> = check_export(&after_crash, &sent).into_iter().collect();
+    let acked = burst.acked.lock().unwrap().clone();
+    assert!(acked.len() >= KILL_AFTER_ACKS);
     eprintln!(
-        "killed with {in_flight} requests in flight after {} acknowledgements; the crashed \
-         database holds {} ballots, {} of them committed but never acknowledged",
-        acked_before_kill.len(),
-        held.len(),
-        held.difference(&acked_before_kill).count()
+        "killed with {in_flight} requests in flight after {} acknowledgements",
+        acked.len()
     );
-    let lost: Vec<&String> = acked_before_kill.difference(&held).collect();
+    acked
+}
+
+/// The database as the crash left it holds every acknowledged ballot, each once and as
+/// sent (ballots committed whose answer was lost may be there too).
+fn check_after_crash(exported: &[Ballot], sent: &HashMap<String, Ballot>, acked: &HashSet<String>) {
+    let held: HashSet<String> = check_export(exported, sent).into_iter().collect();
+    eprintln!(
+        "the crashed database holds {} ballots, {} of them committed but never acknowledged",
+        held.len(),
+        held.difference(acked).count()
+    );
+    let lost: Vec<&String> = acked.difference(&held).collect();
     assert!(
         lost.is_empty(),
         "{} acknowledged ballots are missing after kill -9, e.g. {:?}",
         lost.len(),
         &lost[..lost.len().min(5)]
     );
+}
 
-    server.restart();
-    *burst.url.write().unwrap() = server.url.clone();
-    while let Some(done) = tokio::time::timeout(Duration::from_secs(600), clients.join_next())
-        .await
-        .expect("the clients finish within 10 minutes of the restart")
-    {
-        done.expect("a client failed");
-    }
-
+/// After the retries: the server counts every distinct ballot once, no conflict or
+/// refusal, and every repeat the clients were told of.
+async fn check_status(server: &Server, burst: &Burst) {
     let http = harness::http_client(Duration::from_secs(60));
     let status = harness::status(&http, &server.url).await;
     assert_eq!(count(&status, "ballots"), BALLOTS as u64, "{status}");
     assert_eq!(count(&status, "conflicts"), 0, "{status}");
     assert_eq!(count(&status, "refused"), 0, "{status}");
-    // Every repeat the clients were told of is counted (some told before the kill may
-    // have been lost with their answer, so the server may count more).
+    // Repeats answered just before the kill may have been lost with their answer, so
+    // the server may count more than the clients heard.
     assert!(count(&status, "repeats") >= burst.repeats.load(Ordering::SeqCst));
     let by_form: u64 = status["by_form"]
         .as_array()
@@ -144,12 +168,6 @@ async fn drill(db: &Db, dir: &std::path::Path) {
         .map(|f| f["ballots"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(by_form, BALLOTS as u64, "{status}");
-
-    server.kill();
-    let at_end = export(&db.url, dir, "at-end");
-    let ids = check_export(&at_end, &sent);
-    assert_eq!(ids.len(), BALLOTS, "the export holds every ballot once");
-    assert_eq!(burst.acked.lock().unwrap().len(), BALLOTS);
 }
 
 fn burst_over(burst: &Burst) -> bool {
