@@ -10,6 +10,7 @@ pub mod build;
 pub mod form;
 pub mod generate;
 pub mod merge;
+pub mod package;
 pub mod score;
 pub mod serve;
 
@@ -22,7 +23,9 @@ pub struct Cli {
 }
 
 const EXAMPLES: &str = "Examples:
-  pingyi serve                        build the form app and serve it on http://127.0.0.1:8080/
+  pingyi serve                        build the form app, serve it on http://127.0.0.1:8080/
+                                      and collect ballots into ./pingyi.db
+  pingyi package -o dist/pingyi       a release folder that runs without Rust
   pingyi form check my-form.json      list every problem of a form definition
   pingyi form default -o my-form.json start a new form from the built-in 民主评议 questionnaire
   pingyi merge *.csv -o all.csv       merge exports from many devices, each ballot once
@@ -34,8 +37,10 @@ enum Command {
     Form(form::Args),
     /// Build the form app into pkg/ (wasm + JS), ready to copy to a web server.
     Build(build::Args),
-    /// Build the form app and serve it on this machine.
+    /// Serve the form app and collect ballots (API under /api/v1/) into SQLite or PostgreSQL.
     Serve(serve::Args),
+    /// Make a release folder (program + built site) that runs where there is no Rust.
+    Package(package::Args),
     /// Merge exports (CSV, JSON) from many devices into one file, each ballot once.
     Merge(merge::Args),
     /// Fold ballots or tallies into a part that `pingyi score` merges with others.
@@ -54,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Form(args) => form::run(args),
         Command::Build(args) => build::run(args).map(|_| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Package(args) => package::run(args).map(|_| ExitCode::SUCCESS),
         Command::Merge(args) => merge::run(args),
         Command::Aggregate(args) => aggregate::run(args),
         Command::Score(args) => score::run(args),

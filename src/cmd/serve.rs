@@ -1,161 +1,176 @@
-//! `pingyi serve`: build the form app and serve pkg/ over HTTP on this machine.
+//! `pingyi serve`: serve the form app and collect ballots through the API into SQLite
+//! (default) or PostgreSQL. In a checkout the app is built first; in a release folder
+//! made by `pingyi package` the `site/` beside the executable is served as it is.
 //!
-//! 127.0.0.1 is a secure context, so the service worker registers and the app keeps
-//! working offline after one visit. Every response says `Cache-Control: no-cache`: the
-//! service worker, not the HTTP cache, decides what is kept.
+//! The first line on stdout is always `Pingyi 评议 is served at URL (Ctrl-C to stop)`;
+//! scripts and tests read the URL from it. Logs go to stderr (RUST_LOG tunes them).
 
-use std::io::Write;
-use std::net::SocketAddr;
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
+use pingyi_server::store::Database;
+use pingyi_server::{Config, FormFile, Limits, Server, TlsFiles};
 
 use crate::site;
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
-  pingyi serve                         build, then serve on http://127.0.0.1:8080/
-  pingyi serve --port 9000 --form my-form.json
-  pingyi serve --host 0.0.0.0          let kiosks on the local network connect
-                                       (offline mode needs HTTPS or 127.0.0.1)
+  pingyi serve                         build, then serve on http://127.0.0.1:8080/,
+                                       ballots into ./pingyi.db
+  pingyi serve --form my-form.json     serve your form, ballots into my-form.db
+  pingyi serve --form v2.json --form v1.json
+                                       serve v2, keep collecting v1 ballots too
+  pingyi serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem
+                                       HTTPS for kiosks on the office network
+  pingyi serve --database postgres://pingyi@db.example/campaign
   pingyi serve --no-build --port 0     serve what pkg/ already holds on a free port")]
 pub struct Args {
+    /// A form to collect; repeat for several. The first is served to the app
+    /// (default: the built-in 民主评议 questionnaire).
+    #[arg(long, value_name = "FILE")]
+    form: Vec<PathBuf>,
+    /// Where ballots are stored: sqlite:PATH, a plain PATH, or postgres://… (default: the
+    /// first form's name with .db beside it, or ./pingyi.db with the built-in form).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Address and port to listen on, e.g. 0.0.0.0:8443 (instead of --host and --port).
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["host", "port"])]
+    listen: Option<SocketAddr>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
     /// Port to listen on; 0 picks a free one (the URL is printed).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: std::net::IpAddr,
-    /// The form the app starts with (default: the built-in 民主评议 questionnaire).
-    #[arg(long, value_name = "FILE")]
-    form: Option<PathBuf>,
-    /// Serve pkg/ as it is, without building the app first.
+    /// TLS certificate chain (PEM) for HTTPS; needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for HTTPS; needs --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve the site folder as it is, without building the app first.
     #[arg(long)]
     no_build: bool,
-    /// The site folder to serve.
+    /// The site folder to serve (default: pkg/ of the checkout, or site/ of a release folder).
     #[arg(long, value_name = "DIR")]
     pkg: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let form = super::build::form_text(args.form.as_ref())?;
-    let pkg = args.pkg.unwrap_or_else(site::default_pkg_dir);
-    if args.no_build {
-        site::write_form(&pkg, &form)?;
-    } else {
-        site::build(&pkg, &form)?;
+    init_logs();
+    let config = config(&args)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(config).await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "Pingyi 评议 is served at {} (Ctrl-C to stop)",
+            server.url()
+        )?;
+        out.flush()?;
+        drop(out);
+        server.serve(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// Reads the forms, picks the site (building it in a checkout) and the database.
+fn config(args: &Args) -> anyhow::Result<Config> {
+    let mut forms = Vec::new();
+    for path in &args.form {
+        forms.push(FormFile {
+            source: path.display().to_string(),
+            json: crate::input::read_text(path)?,
+        });
     }
-    let addr = SocketAddr::new(args.host, args.port);
-    let server =
-        tiny_http::Server::http(addr).map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .context("the server is not listening on an IP address")?;
-    let shown = if bound.ip().is_unspecified() {
-        SocketAddr::new([127, 0, 0, 1].into(), bound.port())
-    } else {
-        bound
+    let site = site_dir(args)?;
+    let database = database(args)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
     };
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "Pingyi 评议 is served at http://{shown}/ (Ctrl-C to stop)"
-    )?;
-    out.flush()?;
-    drop(out);
-    let server = std::sync::Arc::new(server);
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let server = server.clone();
-            let pkg = pkg.clone();
-            std::thread::spawn(move || {
-                while let Ok(request) = server.recv() {
-                    respond(&pkg, request);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
+    Ok(Config {
+        listen: args
+            .listen
+            .unwrap_or_else(|| SocketAddr::new(args.host, args.port)),
+        forms,
+        database,
+        site,
+        tls,
+        limits: Limits::default(),
+    })
+}
+
+/// The site folder: site/ of a release folder (never built), else --pkg or the
+/// checkout's pkg/, built first unless --no-build.
+fn site_dir(args: &Args) -> anyhow::Result<PathBuf> {
+    if let Some(release) = site::release_site() {
+        return Ok(args.pkg.clone().unwrap_or(release));
     }
-    Ok(())
-}
-
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "js" => "text/javascript; charset=utf-8",
-        "wasm" => "application/wasm",
-        "css" => "text/css; charset=utf-8",
-        "json" => "application/json; charset=utf-8",
-        "webmanifest" => "application/manifest+json; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        _ => "application/octet-stream",
+    let pkg = args.pkg.clone().unwrap_or_else(site::default_pkg_dir);
+    if !args.no_build {
+        site::build_app(&pkg)?;
     }
+    Ok(pkg)
 }
 
-/// The file under `pkg` that a URL path names, refusing anything that could leave it.
-fn resolve(pkg: &Path, url: &str) -> Option<PathBuf> {
-    let path = url.split(['?', '#']).next().unwrap_or("/");
-    let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "index.html" } else { rel };
-    let safe = rel.split('/').all(|seg| {
-        !seg.is_empty()
-            && seg != ".."
-            && seg != "."
-            && seg
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    });
-    safe.then(|| pkg.join(rel)).filter(|p| p.is_file())
-}
-
-fn respond(pkg: &Path, request: tiny_http::Request) {
-    let header = |name: &str, value: &str| {
-        tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
-            .expect("static header is valid")
+/// The database named by --database, or the SQLite file beside the first form.
+fn database(args: &Args) -> anyhow::Result<Database> {
+    let database = match (&args.database, args.form.first()) {
+        (Some(url), _) => Database::parse(url).map_err(|e| anyhow::anyhow!("--database: {e}"))?,
+        (None, Some(form)) => Database::Sqlite(form.with_extension("db")),
+        (None, None) => Database::Sqlite(PathBuf::from("pingyi.db")),
     };
-    let method_ok = matches!(
-        request.method(),
-        tiny_http::Method::Get | tiny_http::Method::Head
-    );
-    let response = match (method_ok, resolve(pkg, request.url())) {
-        (false, _) => {
-            tiny_http::Response::from_string("only GET and HEAD are served\n").with_status_code(405)
-        }
-        (true, None) => tiny_http::Response::from_string("not found\n").with_status_code(404),
-        (true, Some(path)) => match std::fs::read(&path) {
-            Ok(bytes) => tiny_http::Response::from_data(bytes)
-                .with_header(header("Content-Type", content_type(&path))),
-            Err(_) => {
-                tiny_http::Response::from_string("cannot read the file\n").with_status_code(500)
+    match &database {
+        Database::Sqlite(path) => eprintln!("pingyi: ballots are stored in {}", shown(path)),
+        Database::Postgres(_) => eprintln!("pingyi: ballots are stored in {database}"),
+    }
+    Ok(database)
+}
+
+/// A path as the user can find it: absolute when it can be made so.
+fn shown(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Logs to stderr; RUST_LOG tunes them (default: info, one line per request).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
             }
-        },
+            Err(_) => std::future::pending().await,
+        }
     };
-    let response = response
-        .with_header(header("Cache-Control", "no-cache"))
-        .with_header(header("X-Content-Type-Options", "nosniff"));
-    // A client that went away is not the server's problem.
-    let _ = request.respond(response);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_cannot_leave_the_site() {
-        let dir = site::default_pkg_dir();
-        assert_eq!(resolve(&dir, "/"), Some(dir.join("index.html")));
-        assert_eq!(
-            resolve(&dir, "/index.html?v=2"),
-            Some(dir.join("index.html"))
-        );
-        assert_eq!(resolve(&dir, "/../Cargo.toml"), None);
-        assert_eq!(resolve(&dir, "/%2e%2e/Cargo.toml"), None);
-        assert_eq!(resolve(&dir, "/missing.js"), None);
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }

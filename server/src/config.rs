@@ -1,0 +1,77 @@
+//! What `pingyi serve` hands the server: where to listen, which forms, which database,
+//! which site folder, TLS files, and the limits that keep one client from hurting others.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::store::Database;
+
+/// Everything the server needs to start.
+pub struct Config {
+    /// The address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The forms given on the command line, the first served to the app; empty means the
+    /// built-in default form.
+    pub forms: Vec<FormFile>,
+    /// Where ballots are stored.
+    pub database: Database,
+    /// The built site (index.html, the wasm, the service worker…), read once at start.
+    pub site: PathBuf,
+    /// Certificate and key for HTTPS; plain HTTP without them.
+    pub tls: Option<TlsFiles>,
+    /// Body, header, connection and time limits.
+    pub limits: Limits,
+}
+
+/// A form definition as read from a file.
+pub struct FormFile {
+    /// The file's name, for messages.
+    pub source: String,
+    /// The form definition (JSON text).
+    pub json: String,
+}
+
+/// PEM files for HTTPS.
+pub struct TlsFiles {
+    /// The certificate chain, server certificate first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The limits applied to every client.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body on the API; a larger Content-Length is refused unread.
+    pub max_body_bytes: usize,
+    /// Most ballots in one POST.
+    pub max_ballots: usize,
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (against slowloris).
+    pub header_read_timeout: Duration,
+    /// Time from a request's headers to its response's headers.
+    pub request_timeout: Duration,
+    /// Time a client has to finish the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Most headers in one request.
+    pub max_headers: usize,
+    /// Most bytes of headers in one request.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_ballots: 1000,
+            max_connections: 2048,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The PostgreSQL backend: a pool of connections (deadpool-postgres), one transaction
+//! per request with `synchronous_commit` on, so a commit is durable before it returns.
+//! Two servers (or two requests) submitting the same id at once are settled by the
+//! primary key: `INSERT … ON CONFLICT DO NOTHING` waits for the other transaction, then
+//! the stored hash tells a repeat from a conflict; never an error, never two rows.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use super::{
+    now, redact, Columns, Counts, FormCount, FormRecord, Incoming, Outcome, Refusal, StoreError,
+};
+
+/// Each migration with the schema version it brings the database to, oldest first.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// Any number, the same in every Pingyi: serializes migrations of servers starting at once.
+const MIGRATION_LOCK: i64 = 0x5069_6e67_7969;
+
+/// How often a transaction that PostgreSQL aborted to break a deadlock is tried again.
+const TRIES: usize = 3;
+
+pub(super) struct PgStore {
+    pool: Pool,
+    /// The URL with its password hidden, for messages.
+    shown: String,
+}
+
+impl PgStore {
+    pub(super) async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let shown = redact(url);
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("{shown} is not a PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.application_name("pingyi");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(15)))
+            .build()
+            .map_err(|e| StoreError::Other(format!("cannot set up {shown}: {e}")))?;
+        let store = PgStore { pool, shown };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => self.error(e),
+            PoolError::Timeout(_) => StoreError::Unavailable(format!(
+                "no connection to {} could be had in time",
+                self.shown
+            )),
+            other => StoreError::Unavailable(format!("{}: {other}", self.shown)),
+        })
+    }
+
+    /// Brings the schema to the newest version, in one transaction that holds an advisory
+    /// lock so that two servers starting at once do not both apply a migration.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        let fail = |e| self.error(e);
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(fail)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version \
+             (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .await
+        .map_err(fail)?;
+        let current: i32 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+            .await
+            .map_err(fail)?
+            .get(0);
+        let newest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if current > newest {
+            return Err(StoreError::Invalid(format!(
+                "{} has schema version {current}, written by a newer Pingyi; this one knows up \
+                 to version {newest}",
+                self.shown
+            )));
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(sql).await.map_err(fail)?;
+            tx.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)",
+                &[version, &now()],
+            )
+            .await
+            .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    pub(super) async fn add_form(&self, f: &FormRecord) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        let fail = |e| self.error(e);
+        tx.execute(
+            "INSERT INTO forms (id, version, json, added_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id, version) DO NOTHING",
+            &[&f.id, &f.version, &f.json, &now()],
+        )
+        .await
+        .map_err(fail)?;
+        let stored: String = tx
+            .query_one(
+                "SELECT json FROM forms WHERE id = $1 AND version = $2",
+                &[&f.id, &f.version],
+            )
+            .await
+            .map_err(fail)?
+            .get(0);
+        if stored != f.json {
+            return Err(StoreError::FormChanged {
+                id: f.id.clone(),
+                version: f.version.clone(),
+            });
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    pub(super) async fn forms(&self) -> Result<Vec<FormRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, version, json FROM forms ORDER BY id, version",
+                &[],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| FormRecord {
+                id: r.get(0),
+                version: r.get(1),
+                json: r.get(2),
+            })
+            .collect())
+    }
+
+    pub(super) async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>, StoreError> {
+        // Ids are inserted in sorted order, so two transactions never wait for each other
+        // in a circle; the outcomes go back in input order.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| batch[a].response_id.cmp(&batch[b].response_id));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut client = self.client().await?;
+            match submit_once(&mut client, &batch, &order).await {
+                Err(e) if tries < TRIES && retryable(&e) => {
+                    tracing::info!(database = %self.shown, "submit tried again: {e}");
+                }
+                result => return result.map_err(|e| self.error(e)),
+            }
+        }
+    }
+
+    pub(super) async fn refuse(&self, refused: Vec<Refusal>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let fail = |e| self.error(e);
+        let tx = client.transaction().await.map_err(fail)?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .await
+            .map_err(fail)?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO refusals (response_id, form_id, form_version, reason, raw, \
+                 received_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await
+            .map_err(fail)?;
+        let at = now();
+        for r in &refused {
+            tx.execute(
+                &insert,
+                &[
+                    &r.response_id,
+                    &r.form_id,
+                    &r.form_version,
+                    &r.reason,
+                    &r.raw,
+                    &at,
+                ],
+            )
+            .await
+            .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    pub(super) async fn counts(&self) -> Result<Counts, StoreError> {
+        let mut client = self.client().await?;
+        let fail = |e| self.error(e);
+        // One snapshot, so the numbers agree with each other.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(fail)?;
+        let totals = tx
+            .query_one(
+                "SELECT (SELECT count(*) FROM ballots), \
+                        (SELECT value FROM counters WHERE name = 'repeats'), \
+                        (SELECT count(*) FROM conflicts), \
+                        (SELECT count(*) FROM refusals)",
+                &[],
+            )
+            .await
+            .map_err(fail)?;
+        let by_form = tx
+            .query(
+                "SELECT form_id, form_version, count(*) FROM ballots \
+                 GROUP BY form_id, form_version ORDER BY form_id, form_version",
+                &[],
+            )
+            .await
+            .map_err(fail)?
+            .iter()
+            .map(|r| FormCount {
+                id: r.get(0),
+                version: r.get(1),
+                ballots: r.get::<_, i64>(2) as u64,
+            })
+            .collect();
+        tx.commit().await.map_err(fail)?;
+        let n = |i: usize| totals.get::<_, i64>(i) as u64;
+        Ok(Counts {
+            ballots: n(0),
+            repeats: n(1),
+            conflicts: n(2),
+            refused: n(3),
+            by_form,
+        })
+    }
+
+    pub(super) async fn check(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .query_one("SELECT count(*) FROM schema_version", &[])
+            .await
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Maps PostgreSQL's errors to what the caller can do about them; every message names
+    /// the database.
+    fn error(&self, e: tokio_postgres::Error) -> StoreError {
+        let db = &self.shown;
+        let Some(state) = e.code() else {
+            // No SQL state: the connection could not be made or was lost.
+            return StoreError::Unavailable(format!("cannot reach {db}: {}", describe(&e)));
+        };
+        let unavailable = [
+            SqlState::DISK_FULL,
+            SqlState::OUT_OF_MEMORY,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::IO_ERROR,
+            SqlState::INSUFFICIENT_RESOURCES,
+        ];
+        if unavailable.contains(state) || e.is_closed() {
+            StoreError::Unavailable(format!("{db}: {}", describe(&e)))
+        } else if *state == SqlState::INVALID_CATALOG_NAME
+            || *state == SqlState::INVALID_PASSWORD
+            || *state == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            StoreError::Invalid(format!("{db}: {}", describe(&e)))
+        } else {
+            StoreError::Other(format!("{db}: {}", describe(&e)))
+        }
+    }
+}
+
+/// One submit in one transaction.
+async fn submit_once(
+    client: &mut deadpool_postgres::Object,
+    batch: &[Incoming],
+    order: &[usize],
+) -> Result<Vec<Outcome>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("SET LOCAL synchronous_commit = on")
+        .await?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO ballots (response_id, form_id, form_version, device_id, \"group\", \
+             submitted_at, received_at, content_hash, ballot) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (response_id) DO NOTHING",
+        )
+        .await?;
+    let stored_hash = tx
+        .prepare_cached("SELECT content_hash FROM ballots WHERE response_id = $1")
+        .await?;
+    let conflict = tx
+        .prepare_cached(
+            "INSERT INTO conflicts (response_id, form_id, form_version, content_hash, ballot, \
+             received_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    let at = now();
+    let mut outcomes = vec![Outcome::Stored; batch.len()];
+    let mut repeats = 0i64;
+    for &i in order {
+        let b = &batch[i];
+        let columns = Columns::of(&b.ballot_json);
+        let inserted = tx
+            .execute(
+                &insert,
+                &[
+                    &b.response_id,
+                    &b.form_id,
+                    &b.form_version,
+                    &columns.device_id,
+                    &columns.group,
+                    &columns.submitted_at,
+                    &at,
+                    &b.content_hash,
+                    &b.ballot_json,
+                ],
+            )
+            .await?;
+        if inserted == 1 {
+            continue;
+        }
+        let hash: String = tx.query_one(&stored_hash, &[&b.response_id]).await?.get(0);
+        if hash == b.content_hash {
+            repeats += 1;
+            outcomes[i] = Outcome::AlreadyStored;
+        } else {
+            tx.execute(
+                &conflict,
+                &[
+                    &b.response_id,
+                    &b.form_id,
+                    &b.form_version,
+                    &b.content_hash,
+                    &b.ballot_json,
+                    &at,
+                ],
+            )
+            .await?;
+            outcomes[i] = Outcome::Conflict;
+        }
+    }
+    if repeats > 0 {
+        tx.execute(
+            "UPDATE counters SET value = value + $1 WHERE name = 'repeats'",
+            &[&repeats],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// A deadlock or serialization failure: PostgreSQL undid the transaction and it may simply
+/// be run again.
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(s) if *s == SqlState::T_R_DEADLOCK_DETECTED || *s == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+/// The error with its cause: tokio-postgres's own message is often just "error connecting
+/// to server" or "db error", the cause says why.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
