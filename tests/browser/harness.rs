@@ -1,6 +1,6 @@
-//! The browser test harness: the real `pingyi serve` on a free port, chromedriver, and a
-//! headless Chromium with a fresh profile. Everything is torn down on drop, so a failing
-//! test leaves no process behind.
+//! The browser test harness: the real `pingyi serve` on a free port with a database of
+//! its own in a temporary folder, chromedriver, and a headless Chromium with a fresh
+//! profile. Everything is torn down on drop, so a failing test leaves no process behind.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -39,6 +39,12 @@ async fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// Gives rustls (under thirtyfour's and the tests' HTTP clients) its crypto provider:
+/// the workspace builds reqwest without one, and a client built before this panics.
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -46,7 +52,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// `pingyi serve --no-build` on a free port, stopped on drop.
+/// `pingyi serve --no-build` on a free port, collecting into `<tempdir>/ballots.db` (never
+/// into the checkout), stopped on drop. A restart keeps the port and the database.
 pub struct Server {
     child: Option<Child>,
     /// e.g. `http://127.0.0.1:41234/`
@@ -54,6 +61,7 @@ pub struct Server {
     port: u16,
     pkg: PathBuf,
     extra: Vec<String>,
+    database: tempfile::TempDir,
 }
 
 impl Server {
@@ -65,6 +73,7 @@ impl Server {
             port: 0,
             pkg: pkg.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            database: tempfile::tempdir().expect("a temporary database folder"),
         };
         s.launch();
         s
@@ -80,6 +89,8 @@ impl Server {
                 "--pkg",
             ])
             .arg(&self.pkg)
+            .arg("--database")
+            .arg(self.database.path().join("ballots.db"))
             .args(&self.extra)
             .stdout(Stdio::piped())
             .spawn()
@@ -115,6 +126,37 @@ impl Server {
     pub fn restart(&mut self) {
         self.stop();
         self.launch();
+    }
+
+    /// The server's own count of what it holds: `GET /api/v1/status`
+    /// (`{"ballots", "repeats", "conflicts", "refused", "by_form"}`).
+    pub async fn status(&self) -> serde_json::Value {
+        install_crypto();
+        let url = format!("{}api/v1/status", self.url);
+        let resp = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(resp.status(), 200, "GET {url}");
+        resp.json().await.expect("the status is JSON")
+    }
+
+    /// Waits (up to 60 s) until the server's status satisfies `check`; returns it.
+    pub async fn wait_status(
+        &self,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self.status().await;
+            if check(&status) {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("waited 60 s for {what}; the server's status is {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -153,6 +195,7 @@ impl Session {
     /// served files (after `pingyi serve` wrote its form.json) before the app first loads.
     pub async fn start(pkg: &Path, extra: &[&str]) -> Session {
         let turn = one_at_a_time().await;
+        install_crypto();
         ensure_built();
         let server = Server::start(pkg, extra);
         let profile = tempfile::tempdir().expect("a temporary profile folder");
@@ -337,6 +380,23 @@ impl Session {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
             .json()
             .clone()
+    }
+
+    /// Makes the collection API unreachable from this browser (`true`), or reachable again,
+    /// through Chromium's own request blocking: for tests of a device whose ballots must
+    /// stay waiting (clearing only after an export, a full store).
+    pub async fn block_api(&self, blocked: bool) {
+        let cdp = thirtyfour::extensions::cdp::ChromeDevTools::new(self.d().handle().clone());
+        cdp.execute_cdp("Network.enable")
+            .await
+            .expect("CDP Network.enable");
+        let urls: Vec<&str> = if blocked { vec!["*/api/v1/*"] } else { vec![] };
+        cdp.execute_cdp_with_params(
+            "Network.setBlockedURLs",
+            serde_json::json!({ "urls": urls }),
+        )
+        .await
+        .expect("CDP Network.setBlockedURLs");
     }
 
     /// Reloads the page.
