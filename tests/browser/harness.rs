@@ -128,6 +128,18 @@ impl Server {
         self.launch();
     }
 
+    /// Starts it again on the same port and database with other `serve` arguments (e.g.
+    /// `--form new.json`: the officials publish a new form).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The server's own count of what it holds: `GET /api/v1/status`
     /// (`{"ballots", "repeats", "conflicts", "refused", "by_form"}`).
     pub async fn status(&self) -> serde_json::Value {
@@ -164,6 +176,98 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Another web server than `pingyi serve`: serves the files of a folder as they are on
+/// disk at each request (GET only; 404 for anything missing), on a given port, until
+/// dropped. For what `pingyi serve` never does: serve a site missing a file (a
+/// deployment cut off half way) or a `form.json` that does not pass the checks.
+pub struct StaticSite {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StaticSite {
+    /// Serves `dir` on 127.0.0.1:`port`.
+    pub fn start(dir: &Path, port: u16) -> StaticSite {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("cannot serve the site on port {port}: {e}"));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (dir, stopped) = (dir.to_path_buf(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    let dir = dir.clone();
+                    std::thread::spawn(move || serve_file(conn, &dir));
+                }
+            }
+        });
+        StaticSite {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StaticSite {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Answers one request on `conn` with a file of `dir` (then closes the connection).
+fn serve_file(mut conn: std::net::TcpStream, dir: &Path) {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let path = path
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .trim_start_matches('/');
+    let name = if path.is_empty() { "index.html" } else { path };
+    let file = dir.join(name);
+    let found = (!name.contains(".."))
+        .then(|| std::fs::read(&file).ok())
+        .flatten();
+    let kind = match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("wasm") => "application/wasm",
+        Some("json") => "application/json",
+        Some("css") => "text/css",
+        Some("svg") => "image/svg+xml",
+        Some("webmanifest") => "application/manifest+json",
+        _ => "application/octet-stream",
+    };
+    let (status, body) = match found {
+        Some(b) => ("200 OK", b),
+        None => ("404 Not Found", b"not found".to_vec()),
+    };
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = conn.write_all(&body);
 }
 
 /// A browser session on a served app. Field order matters for drop: the WebDriver
@@ -386,17 +490,22 @@ impl Session {
     /// through Chromium's own request blocking: for tests of a device whose ballots must
     /// stay waiting (clearing only after an export, a full store).
     pub async fn block_api(&self, blocked: bool) {
-        let cdp = thirtyfour::extensions::cdp::ChromeDevTools::new(self.d().handle().clone());
-        cdp.execute_cdp("Network.enable")
-            .await
-            .expect("CDP Network.enable");
+        self.cdp("Network.enable", serde_json::json!({})).await;
         let urls: Vec<&str> = if blocked { vec!["*/api/v1/*"] } else { vec![] };
-        cdp.execute_cdp_with_params(
+        self.cdp(
             "Network.setBlockedURLs",
             serde_json::json!({ "urls": urls }),
         )
-        .await
-        .expect("CDP Network.setBlockedURLs");
+        .await;
+    }
+
+    /// Sends a Chrome DevTools Protocol command to the current tab.
+    pub async fn cdp(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.d()
+            .cdp()
+            .send_raw(method, params)
+            .await
+            .unwrap_or_else(|e| panic!("CDP {method}: {e}"))
     }
 
     /// Reloads the page.

@@ -176,13 +176,11 @@ async fn a_sync_cut_off_between_batches_resumes_and_delivers_each_ballot_once() 
 
     // Every request takes a second on the way, so the test can stop the server between
     // two batches.
-    let cdp = thirtyfour::extensions::cdp::ChromeDevTools::new(s.d().handle().clone());
-    cdp.execute_cdp_with_params(
+    s.cdp(
         "Network.emulateNetworkConditions",
         serde_json::json!({"offline": false, "latency": 1000, "downloadThroughput": -1, "uploadThroughput": -1}),
     )
-    .await
-    .unwrap();
+    .await;
     s.block_api(false).await;
     s.click("sync-now").await;
     let first = s
@@ -202,12 +200,11 @@ async fn a_sync_cut_off_between_batches_resumes_and_delivers_each_ballot_once() 
     assert!(shown_number(&s, "sync-waiting").await > 0);
     assert_eq!(flows::admin_total(&s).await as u64, total);
 
-    cdp.execute_cdp_with_params(
+    s.cdp(
         "Network.emulateNetworkConditions",
         serde_json::json!({"offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}),
     )
-    .await
-    .unwrap();
+    .await;
     s.server.restart();
     online(&s).await;
     let status = s
