@@ -180,6 +180,8 @@ async fn round(ctx: Ctx) -> Result<(), (String, Option<u32>)> {
             Reply::Later(why, after) => return Err((why, after)),
             Reply::Answered(v) => v,
         };
+        // The server answered: the back-off starts again from 2 s at the next failure.
+        ctx.sync.update_value(|d| d.failures = 0);
         let (marked, error) = outbox::apply(&ctx.kv(), &batch, &verdicts);
         let refused = verdicts
             .iter()
