@@ -665,4 +665,53 @@ mod tests {
         let form = Form::default_form();
         assert_eq!(visible_pages(&form, &BTreeMap::new()), vec![0, 1, 2]);
     }
+
+    #[test]
+    fn a_form_clears_when_exported_or_all_delivered_never_with_any_waiting_or_refused() {
+        use crate::outbox::Tally;
+        use crate::store::Contents;
+        let ballot = |id: &str| analysis::Ballot {
+            id: id.into(),
+            form_id: "f".into(),
+            form_version: "1".into(),
+            device_id: "d".into(),
+            group: "g".into(),
+            lang: "zh-CN".into(),
+            started_at: String::new(),
+            submitted_at: String::new(),
+            answers: BTreeMap::new(),
+        };
+        let mut c = Contents::default();
+        c.forms.insert("f@1".into(), vec![ballot("a"), ballot("b")]);
+        c.forms.insert("f@2".into(), vec![ballot("c")]);
+        let mut s = Settings::default();
+        let tally = |f1: (usize, usize, usize), f2: (usize, usize, usize)| Tally {
+            by_form: [("f@1".to_string(), f1), ("f@2".to_string(), f2)].into(),
+            ..Tally::default()
+        };
+        assert!(
+            clearable(&c, &s, &tally((2, 0, 0), (1, 0, 0))),
+            "all delivered"
+        );
+        assert!(
+            !clearable(&c, &s, &tally((1, 1, 0), (1, 0, 0))),
+            "one waiting"
+        );
+        assert!(
+            !clearable(&c, &s, &tally((1, 0, 1), (1, 0, 0))),
+            "one refused"
+        );
+        assert!(!everything_exported(&c, &s));
+        // Form 1 exported, form 2 delivered: each form is covered one way or the other.
+        s.exported.insert(
+            "f@1".into(),
+            ExportMark {
+                count: 2,
+                last_id: "b".into(),
+                at: String::new(),
+            },
+        );
+        assert!(clearable(&c, &s, &tally((0, 1, 1), (1, 0, 0))));
+        assert!(!clearable(&c, &s, &tally((0, 1, 1), (0, 1, 0))));
+    }
 }
