@@ -20,6 +20,11 @@
 //! ballot files are read twice, once for the completion times and once to fold. Saved
 //! parts (`pingyi aggregate`) applied their own threshold when they were made; their
 //! completion times still join the median used for the files read now.
+//!
+//! Ballots may also come from a [`BallotSource`] (the command line reads a collection
+//! database through one; this library stays free of database code). A source is read
+//! like a JSON export: each ballot checked against the form, folded with the same
+//! duplicate accounting, and read again for the durations pass when that is needed.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -31,6 +36,7 @@ use std::sync::Mutex;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use crate::aggregate::Aggregate;
+use crate::ballot::Ballot;
 use crate::csv_lines::{QuoteTracker, UNTERMINATED_QUOTE};
 use crate::error::{quoted, InputError};
 use crate::form::Form;
@@ -289,6 +295,38 @@ pub struct Options<'p> {
     pub progress: &'p (dyn Fn(u64) + Sync),
 }
 
+/// Ballots that are not in a file: the command line reads a collection database through
+/// this. Each ballot is handed over one at a time, never collected.
+pub trait BallotSource {
+    /// How messages and summaries name the source (`sqlite:campaign.db`).
+    fn name(&self) -> &str;
+    /// Calls `each` with every ballot of `form`'s id and version, in a stable order,
+    /// stopping at the first error (the source's own, or the one `each` returns).
+    /// Ballots of other forms or versions are not handed over; the source says so
+    /// itself when it holds any.
+    fn each_ballot(
+        &self,
+        form: &Form,
+        each: &mut dyn FnMut(&Ballot) -> Result<(), InputError>,
+    ) -> Result<(), InputError>;
+}
+
+/// One scoring input: a file (its kind told from its content) or a ballot source.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    File(&'a Path),
+    Ballots(&'a dyn BallotSource),
+}
+
+impl Input<'_> {
+    fn file(&self) -> Option<&Path> {
+        match self {
+            Input::File(p) => Some(p),
+            Input::Ballots(_) => None,
+        }
+    }
+}
+
 /// Reads every input (ballot CSV and JSON, tallies, parts, in any mix) into one state.
 pub fn aggregate_files(
     form: &Form,
@@ -299,6 +337,16 @@ pub fn aggregate_files(
     aggregate_files_tuned(form, rules, paths, opts, &Tuning::default())
 }
 
+/// Reads every input (files of any kind and ballot sources, in any mix) into one state.
+pub fn aggregate_inputs(
+    form: &Form,
+    rules: &Resolved,
+    inputs: &[Input<'_>],
+    opts: &Options<'_>,
+) -> Result<Aggregate, InputError> {
+    aggregate_inputs_tuned(form, rules, inputs, opts, &Tuning::default())
+}
+
 /// [`aggregate_files`] with the multi-core path's threshold and block size given.
 pub fn aggregate_files_tuned(
     form: &Form,
@@ -307,8 +355,24 @@ pub fn aggregate_files_tuned(
     opts: &Options<'_>,
     tuning: &Tuning,
 ) -> Result<Aggregate, InputError> {
-    let parallel = opts.threads > 1 && paths.iter().any(|p| file_len(p) >= tuning.parallel_from);
-    match read_all_inputs(form, rules, paths, opts, tuning) {
+    let inputs: Vec<Input<'_>> = paths.iter().map(|p| Input::File(p)).collect();
+    aggregate_inputs_tuned(form, rules, &inputs, opts, tuning)
+}
+
+/// [`aggregate_inputs`] with the multi-core path's threshold and block size given.
+pub fn aggregate_inputs_tuned(
+    form: &Form,
+    rules: &Resolved,
+    inputs: &[Input<'_>],
+    opts: &Options<'_>,
+    tuning: &Tuning,
+) -> Result<Aggregate, InputError> {
+    let parallel = opts.threads > 1
+        && inputs
+            .iter()
+            .filter_map(Input::file)
+            .any(|p| file_len(p) >= tuning.parallel_from);
+    match read_all_inputs(form, rules, inputs, opts, tuning) {
         Err(_) if parallel => {
             // The one-thread reader is the reference: its first error in file order is
             // the one to show, and its duplicate set has seen exactly the rows before.
@@ -317,7 +381,7 @@ pub fn aggregate_files_tuned(
                 threads: 1,
                 progress: &quiet,
             };
-            read_all_inputs(form, rules, paths, &one, tuning)
+            read_all_inputs(form, rules, inputs, &one, tuning)
         }
         result => result,
     }
@@ -326,23 +390,28 @@ pub fn aggregate_files_tuned(
 fn read_all_inputs(
     form: &Form,
     rules: &Resolved,
-    paths: &[&Path],
+    inputs: &[Input<'_>],
     opts: &Options<'_>,
     tuning: &Tuning,
 ) -> Result<Aggregate, InputError> {
-    let kinds: Vec<Kind> = paths.iter().map(|p| sniff(p)).collect::<Result<_, _>>()?;
+    let read: Vec<Sniffed<'_>> = inputs
+        .iter()
+        .map(|input| match input {
+            Input::File(p) => sniff(p).map(|k| Sniffed::File(p, k)),
+            Input::Ballots(source) => Ok(Sniffed::Source(*source)),
+        })
+        .collect::<Result<_, _>>()?;
+    let files: Vec<&Path> = inputs.iter().filter_map(Input::file).collect();
     let mut parts = Vec::new();
-    for (p, k) in paths.iter().zip(&kinds) {
-        if *k == Kind::Part {
+    for r in &read {
+        if let Sniffed::File(p, Kind::Part) = r {
             let name = p.display().to_string();
             let text = read_text(p)?;
             let part = Aggregate::from_json(&name, &text)?;
             parts.push((name, part));
         }
     }
-    let has_ballots = kinds
-        .iter()
-        .any(|k| matches!(k, Kind::BallotsCsv | Kind::BallotsJson));
+    let has_ballots = read.iter().any(Sniffed::has_ballots);
     let careless = &rules.rules.careless;
     let mut threshold = None;
     if careless.exclude
@@ -351,10 +420,8 @@ fn read_all_inputs(
     {
         let first = Session::new(form, rules, Pass::Durations, None);
         let mut durations = first.empty();
-        for (p, k) in paths.iter().zip(&kinds) {
-            if matches!(k, Kind::BallotsCsv | Kind::BallotsJson) {
-                read_ballots(&first, p, *k, paths, opts, tuning, &mut durations)?;
-            }
+        for r in read.iter().filter(|r| r.has_ballots()) {
+            read_input_ballots(&first, r, &files, opts, tuning, &mut durations)?;
         }
         for (name, part) in &parts {
             for (s, n) in &part.durations {
@@ -378,15 +445,15 @@ fn read_all_inputs(
     {
         agg.ballots.thresholds.push(t);
     }
-    for (p, k) in paths.iter().zip(&kinds) {
-        let name = p.display().to_string();
-        match k {
-            Kind::Part => {}
-            Kind::Tally => {
+    for r in &read {
+        match r {
+            Sniffed::File(_, Kind::Part) => {}
+            Sniffed::File(p, Kind::Tally) => {
+                let name = p.display().to_string();
                 fold_tally(rules, &name, BufReader::new(open_text(p)?), &mut agg)?;
                 (opts.progress)(file_len(p));
             }
-            _ => read_ballots(&session, p, *k, paths, opts, tuning, &mut agg)?,
+            _ => read_input_ballots(&session, r, &files, opts, tuning, &mut agg)?,
         }
     }
     for (name, part) in &parts {
@@ -394,6 +461,61 @@ fn read_all_inputs(
         (opts.progress)(file_len(Path::new(name)));
     }
     Ok(agg)
+}
+
+/// An input with the kind of a file told.
+enum Sniffed<'a> {
+    File(&'a Path, Kind),
+    Source(&'a dyn BallotSource),
+}
+
+impl Sniffed<'_> {
+    fn has_ballots(&self) -> bool {
+        matches!(
+            self,
+            Sniffed::Source(_) | Sniffed::File(_, Kind::BallotsCsv | Kind::BallotsJson)
+        )
+    }
+}
+
+/// Folds the ballots of one input: a ballot file, or a source.
+fn read_input_ballots(
+    session: &Session<'_>,
+    input: &Sniffed<'_>,
+    files: &[&Path],
+    opts: &Options<'_>,
+    tuning: &Tuning,
+    agg: &mut Aggregate,
+) -> Result<(), InputError> {
+    match input {
+        Sniffed::File(p, kind) => read_ballots(session, p, *kind, files, opts, tuning, agg),
+        Sniffed::Source(source) => fold_source(session, *source, files, agg),
+    }
+}
+
+/// Folds a source's ballots, each checked against the form like a JSON export's.
+fn fold_source(
+    session: &Session<'_>,
+    source: &dyn BallotSource,
+    files: &[&Path],
+    agg: &mut Aggregate,
+) -> Result<(), InputError> {
+    let name = source.name();
+    let mut row = session.row();
+    source.each_ballot(session.form, &mut |b| {
+        let at = || format!("ballot {}", quoted(&b.id));
+        if let Some(p) = b.problems(session.form).into_iter().next() {
+            return Err(InputError::new(name, p.message).in_field(format!("{}: {}", at(), p.path)));
+        }
+        session.decode_ballot(b, &mut row);
+        session.accept(&mut row, agg).map_err(|c| {
+            let mut err = conflict_error(session.form, files, &c.id, name, "");
+            err.field = Some(format!("{}: response_id", at()));
+            err
+        })
+    })?;
+    agg.sources.push(name.to_string());
+    Ok(())
 }
 
 fn file_len(p: &Path) -> u64 {
@@ -922,5 +1044,118 @@ mod tests {
         );
         let e = detect_encoding("book.csv", b"PK\x03\x04rest").unwrap_err();
         assert!(e.message.contains(".xlsx"), "{e}");
+    }
+
+    /// Ballots held in memory, standing in for a database; counts how often it is read.
+    struct Held {
+        ballots: Vec<Ballot>,
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl BallotSource for Held {
+        fn name(&self) -> &str {
+            "sqlite:held.db"
+        }
+
+        fn each_ballot(
+            &self,
+            form: &Form,
+            each: &mut dyn FnMut(&Ballot) -> Result<(), InputError>,
+        ) -> Result<(), InputError> {
+            self.reads.set(self.reads.get() + 1);
+            self.ballots
+                .iter()
+                .filter(|b| b.form_id == form.id && b.form_version == form.version)
+                .try_for_each(each)
+        }
+    }
+
+    fn held(ballots: Vec<Ballot>) -> Held {
+        Held {
+            ballots,
+            reads: std::cell::Cell::new(0),
+        }
+    }
+
+    fn excluding_too_fast(form: &Form) -> Resolved {
+        let toml = "[careless]\ntoo_fast = \"half_median\"\nexclude = true\n";
+        Rules::from_toml("rules.toml", toml, form).unwrap()
+    }
+
+    #[test]
+    fn a_source_is_counted_exactly_like_the_same_ballots_in_a_file() {
+        let form = Form::default_form();
+        let rules = excluding_too_fast(&form);
+        let mut g = Generator::new(&form, 11);
+        let mut ballots: Vec<Ballot> = (0..300).map(|_| g.ballot()).collect();
+        // A duplicate and a ballot of another version, which the source does not hand over.
+        ballots.push(ballots[3].clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.csv");
+        std::fs::write(&path, crate::wide_csv::to_string(&form, &ballots)).unwrap();
+        let mut other = g.ballot();
+        other.form_version = "other".into();
+        let source = held(ballots.iter().cloned().chain([other]).collect());
+        let quiet = |_: u64| {};
+        let opts = Options {
+            threads: 1,
+            progress: &quiet,
+        };
+        let from_file = aggregate_files(&form, &rules, &[path.as_path()], &opts).unwrap();
+        let from_source =
+            aggregate_inputs(&form, &rules, &[Input::Ballots(&source)], &opts).unwrap();
+        assert_eq!(
+            source.reads.get(),
+            2,
+            "read once for the median, once to fold"
+        );
+        assert_eq!(from_source.ballots.total, 301);
+        assert_eq!(from_source.ballots.duplicates, 1);
+        assert!(
+            from_source.ballots.too_fast > 0,
+            "the example must exclude some"
+        );
+        assert_eq!(from_source.sources, vec!["sqlite:held.db".to_string()]);
+        let unnamed = |mut a: Aggregate| {
+            a.sources.clear();
+            a
+        };
+        assert_eq!(unnamed(from_source), unnamed(from_file));
+    }
+
+    #[test]
+    fn a_bad_ballot_or_a_conflict_in_a_source_is_named() {
+        let (form, rules) = setup();
+        let mut g = Generator::new(&form, 12);
+        let good = g.ballot();
+        let mut bad = g.ballot();
+        bad.group = "martians".into();
+        let quiet = |_: u64| {};
+        let opts = Options {
+            threads: 1,
+            progress: &quiet,
+        };
+        let source = held(vec![good.clone(), bad.clone()]);
+        let e = aggregate_inputs(&form, &rules, &[Input::Ballots(&source)], &opts).unwrap_err();
+        assert_eq!(e.source, "sqlite:held.db");
+        assert_eq!(
+            e.field.as_deref(),
+            Some(format!("ballot \"{}\": group", bad.id).as_str())
+        );
+        assert!(e.message.contains("martians"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.csv");
+        let mut changed = good.clone();
+        changed.device_id = "another-device".into();
+        std::fs::write(&path, crate::wide_csv::to_string(&form, &[changed])).unwrap();
+        let source = held(vec![good.clone()]);
+        let inputs = [Input::File(&path), Input::Ballots(&source)];
+        let e = aggregate_inputs(&form, &rules, &inputs, &opts).unwrap_err();
+        assert_eq!(e.source, "sqlite:held.db");
+        assert!(
+            e.message.contains(&good.id) && e.message.contains("device.csv:2"),
+            "names the id and the other place: {e}"
+        );
     }
 }

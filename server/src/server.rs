@@ -95,7 +95,7 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
         let graceful = GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(self.limits.max_connections));
-        let builder = connection_builder(&self.limits);
+        let (h1, h2) = connection_builders(&self.limits);
         let handshake = self.limits.tls_handshake_timeout;
         tokio::pin!(shutdown);
         loop {
@@ -116,23 +116,28 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let service = TowerToHyperService::new(self.app.clone());
-            let builder = builder.clone();
+            let (h1, h2) = (h1.clone(), h2.clone());
             let tls = self.tls.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let _permit = permit;
+                // The protocol is known before the first byte (plain HTTP is HTTP/1.1, TLS
+                // says by ALPN), so hyper's header read timeout covers a silent client too.
                 let result = match tls {
                     None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                        let conn = h1.serve_connection(TokioIo::new(tcp), service);
                         watcher.watch(conn.into_owned()).await
                     }
                     Some(tls) => {
                         let Some(stream) = handshake_tls(&tls, tcp, peer, handshake).await else {
                             return;
                         };
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let builder = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                            h2
+                        } else {
+                            h1
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
                         watcher.watch(conn.into_owned()).await
                     }
                 };
@@ -150,8 +155,10 @@ impl Server {
     }
 }
 
-/// hyper's per-connection settings: header limits and timeouts for HTTP/1.1 and HTTP/2.
-fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+/// hyper's per-connection settings for HTTP/1.1 and for HTTP/2: header limits and timeouts.
+fn connection_builders(
+    limits: &Limits,
+) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -166,7 +173,7 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(100)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
-    builder
+    (builder.clone().http1_only(), builder.http2_only())
 }
 
 async fn handshake_tls(

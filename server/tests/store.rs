@@ -654,3 +654,53 @@ fn remount_when_idle(disk: &Tmpfs, how: &str) {
     }
     disk.remount(how); // fails with mount's own message
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_reads_one_snapshot_while_the_store_goes_on_collecting() {
+    use pingyi_server::store::Reader;
+    for t in both("reader").await {
+        let store = open_with_form(&t.db).await;
+        let first = ballots(40, 10);
+        store.submit(incoming(&first)).await.expect("submit");
+        let db = t.db.clone();
+        let mut reader = tokio::task::spawn_blocking(move || Reader::open(&db))
+            .await
+            .unwrap()
+            .expect("reader");
+        // Collected after the reader opened: not part of its snapshot.
+        store
+            .submit(incoming(&ballots(10, 11)))
+            .await
+            .expect("submit more");
+        let f = form();
+        let read = tokio::task::spawn_blocking(move || {
+            let forms = reader.forms().expect("forms");
+            let mut seen = Vec::new();
+            reader
+                .ballots(&f.id, &f.version, |json| -> Result<(), String> {
+                    seen.push(serde_json::from_str::<Ballot>(json).map_err(|e| e.to_string())?);
+                    Ok(())
+                })
+                .map_err(|e| format!("{e:?}"))
+                .expect("ballots");
+            (forms, seen)
+        })
+        .await
+        .unwrap();
+        assert_eq!(read.0.len(), 1);
+        assert_eq!(read.0[0].ballots, 40, "{}", t.db);
+        let mut seen = read.1;
+        seen.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut expected = first.clone();
+        expected.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(seen, expected, "{}", t.db);
+    }
+    let missing = Database::Sqlite(std::env::temp_dir().join("pingyi-no-such-dir/x.db"));
+    let opened = tokio::task::spawn_blocking(move || Reader::open(&missing).map(drop))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&opened, Err(StoreError::Invalid(m)) if m.contains("no such file")),
+        "{opened:?}"
+    );
+}

@@ -9,7 +9,8 @@ use super::score::{inputs, load_form, load_rules, read_inputs, write_output};
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Ballots (wide CSV or JSON), tally CSV files, or other parts.
+    /// Ballots (wide CSV or JSON), tally CSV files, other parts, or collection databases
+    /// (sqlite:PATH, a .db file, postgres://…).
     #[arg(required = true, value_name = "FILES")]
     files: Vec<PathBuf>,
     /// Where to write the part (JSON).
@@ -30,6 +31,7 @@ pub struct Args {
 const EXAMPLES: &str = "Examples:
   pingyi aggregate district1/*.csv -o part1.json --rules rules.toml
   pingyi aggregate district2/*.csv -o part2.json --rules rules.toml
+  pingyi aggregate sqlite:county.db -o county-part.json --rules rules.toml
   pingyi score part1.json part2.json --rules rules.toml";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

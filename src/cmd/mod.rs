@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod aggregate;
 pub mod assess;
 pub mod build;
+pub mod export;
 pub mod form;
 pub mod generate;
 pub mod merge;
@@ -29,7 +30,8 @@ const EXAMPLES: &str = "Examples:
   pingyi form check my-form.json      list every problem of a form definition
   pingyi form default -o my-form.json start a new form from the built-in 民主评议 questionnaire
   pingyi merge *.csv -o all.csv       merge exports from many devices, each ballot once
-  pingyi score all.csv --rules r.toml scores, intervals, ranks and grades";
+  pingyi score all.csv --rules r.toml scores, intervals, ranks and grades
+  pingyi export --database sqlite:campaign.db -o all.csv   the ballots a server collected";
 
 #[derive(Subcommand)]
 enum Command {
@@ -43,6 +45,8 @@ enum Command {
     Package(package::Args),
     /// Merge exports (CSV, JSON) from many devices into one file, each ballot once.
     Merge(merge::Args),
+    /// Write the ballots a collection database holds as one export file (CSV or JSON).
+    Export(export::Args),
     /// Fold ballots or tallies into a part that `pingyi score` merges with others.
     Aggregate(aggregate::Args),
     /// Score ballots, tallies and parts: scores, intervals, ranks, grades.
@@ -61,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args).map(|_| ExitCode::SUCCESS),
         Command::Package(args) => package::run(args).map(|_| ExitCode::SUCCESS),
         Command::Merge(args) => merge::run(args),
+        Command::Export(args) => export::run(args),
         Command::Aggregate(args) => aggregate::run(args),
         Command::Score(args) => score::run(args),
         Command::Assess(args) => assess::run(args),

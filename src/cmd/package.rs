@@ -46,7 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     site::build_app(&pkg)?;
     let site_out = out.join("site");
     copy_site(&pkg, &site_out)?;
-    let exe = std::env::current_exe().context("cannot find the running executable")?;
+    let exe = running_executable()?;
     let name = if cfg!(windows) {
         "pingyi.exe"
     } else {
@@ -68,19 +68,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes `out`, or clears the site of an earlier release folder there; refuses any
+/// The file of the running program. On Linux through /proc, which still reads it when
+/// cargo has replaced the file since this run started.
+fn running_executable() -> anyhow::Result<PathBuf> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_exe.exists() {
+        return Ok(proc_exe.to_path_buf());
+    }
+    std::env::current_exe().context("cannot find the running executable")
+}
+
+/// What a release folder holds; an existing folder with nothing else is refreshed.
+const RELEASE_ENTRIES: &[&str] = &["pingyi", "pingyi.exe", "site", "README.txt"];
+
+/// Makes `out`, or clears an earlier (or half-made) release folder there; refuses any
 /// other non-empty folder so nothing of the user's is overwritten.
 fn prepare(out: &Path) -> anyhow::Result<()> {
     if out.exists() {
-        let earlier = out.join("README.txt").is_file() && out.join("site").is_dir();
-        let empty = std::fs::read_dir(out)
-            .with_context(|| format!("cannot read {}", out.display()))?
-            .next()
-            .is_none();
+        let mut earlier = true;
+        let entries =
+            std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot read {}", out.display()))?;
+            earlier &= RELEASE_ENTRIES.iter().any(|e| entry.file_name() == *e);
+        }
         if earlier {
-            std::fs::remove_dir_all(out.join("site"))
-                .with_context(|| format!("cannot clear {}", out.join("site").display()))?;
-        } else if !empty {
+            if out.join("site").is_dir() {
+                std::fs::remove_dir_all(out.join("site"))
+                    .with_context(|| format!("cannot clear {}", out.join("site").display()))?;
+            }
+        } else {
             bail!(
                 "{} exists and is not an earlier release folder; choose a new folder",
                 out.display()

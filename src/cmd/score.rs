@@ -7,15 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use analysis::aggregate::Aggregate;
-use analysis::files::{aggregate_files, total_bytes, Options};
+use analysis::files::{aggregate_inputs, total_bytes, Input, Options};
 use analysis::rules::{Resolved, Rules};
 use analysis::Form;
+
+use crate::input::DatabaseSource;
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Ballots (wide CSV or JSON exports), tally CSV files (unit,group,criterion,option,count)
-    /// and parts written by `pingyi aggregate`, in any mix.
+    /// Ballots (wide CSV or JSON exports), tally CSV files (unit,group,criterion,option,count),
+    /// parts written by `pingyi aggregate`, and collection databases (sqlite:PATH, a .db
+    /// file, postgres://…), in any mix.
     #[arg(required = true, value_name = "FILES")]
     files: Vec<PathBuf>,
     /// The form definition (JSON); the built-in 民主评议 form if left out.
@@ -39,7 +42,9 @@ const EXAMPLES: &str = "Examples:
   pingyi score ballots.csv
   pingyi score kiosk1.csv kiosk2.json paper-tally.csv --rules analysis/rules/haochaping.toml
   pingyi score part1.json part2.json --rules rules.toml --format json -o scores.json
-  pingyi score ballots.csv --rules rules.toml -o scores.csv";
+  pingyi score ballots.csv --rules rules.toml -o scores.csv
+  pingyi score sqlite:campaign.db --rules rules.toml
+  pingyi score postgres://pingyi@db.example/campaign --form my-form.json";
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -90,22 +95,42 @@ pub fn load_rules(path: Option<&Path>, form: &Form) -> anyhow::Result<Resolved> 
 }
 
 /// Reads every input into one state, with a progress bar when standard error is a
-/// terminal and the inputs are large.
+/// terminal and the inputs are large. Databases among the inputs are read row by row,
+/// and a line for each says on standard error what was read from it.
 pub fn read_inputs(
     form: &Form,
     rules: &Resolved,
     files: &[PathBuf],
     threads: Option<usize>,
 ) -> anyhow::Result<Aggregate> {
-    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    for p in &paths {
-        if !p.is_file() {
-            anyhow::bail!(
-                "{}: no such file, expected a ballot, tally or part file",
+    let mut databases = Vec::with_capacity(files.len());
+    for p in files {
+        let database = match crate::input::database_of(p)? {
+            Some(db) => Some(DatabaseSource::open(&db)?),
+            None if p.is_file() => None,
+            None => anyhow::bail!(
+                "{}: no such file, expected a ballot, tally or part file, or a database \
+                 (sqlite:PATH, postgres://…)",
                 p.display()
-            );
-        }
+            ),
+        };
+        databases.push(database);
     }
+    let inputs: Vec<Input<'_>> = files
+        .iter()
+        .zip(&databases)
+        .map(|(p, db)| match db {
+            Some(db) => Input::Ballots(db),
+            None => Input::File(p),
+        })
+        .collect();
+    let paths: Vec<&Path> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::File(p) => Some(*p),
+            Input::Ballots(_) => None,
+        })
+        .collect();
     let total = total_bytes(&paths);
     let bar = (std::io::stderr().is_terminal() && total > 16 << 20).then(|| {
         let bar = indicatif::ProgressBar::new(total);
@@ -131,11 +156,15 @@ pub fn read_inputs(
         threads: threads.max(1),
         progress: &progress,
     };
-    let agg = aggregate_files(form, rules, &paths, &opts);
+    let agg = aggregate_inputs(form, rules, &inputs, &opts);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    Ok(agg?)
+    let agg = agg?;
+    for db in databases.iter().flatten() {
+        eprintln!("{}", db.summary(form)?);
+    }
+    Ok(agg)
 }
 
 /// Writes `text` to the file (atomically, see [`crate::output`]), or to standard output.
@@ -151,13 +180,20 @@ pub fn write_output(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The files a scoring run reads: the inputs, the form and the rules.
+/// The files a scoring run reads: the inputs (an SQLite database's file for
+/// `sqlite:PATH`), the form and the rules.
 pub fn inputs<'a>(
     files: &'a [PathBuf],
     form: Option<&'a Path>,
     rules: Option<&'a Path>,
 ) -> Vec<&'a Path> {
-    let mut all: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let file_of = |p: &'a PathBuf| -> &'a Path {
+        match p.to_str().and_then(|s| s.strip_prefix("sqlite:")) {
+            Some(path) => Path::new(path.strip_prefix("//").unwrap_or(path)),
+            None => p,
+        }
+    };
+    let mut all: Vec<&Path> = files.iter().map(file_of).collect();
     all.extend(form);
     all.extend(rules);
     all

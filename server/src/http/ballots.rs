@@ -44,6 +44,23 @@ pub async fn post(
 pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    put_one(state, id, body).await
+}
+
+/// `PUT /api/v1/ballots/` names the empty id: answered like any other id (a ballot with
+/// an empty id is refused), not as a missing route.
+pub async fn put_without_id(
+    State(state): State<AppState>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    put_one(state, String::new(), body).await
+}
+
+async fn put_one(
+    state: AppState,
+    id: String,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let value: Value = parse(&body, "a ballot")?;

@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/forms/{id}/{version}", get(forms::get))
         .route("/ballots", post(ballots::post))
         .route("/ballots/{id}", put(ballots::put))
+        .route("/ballots/", put(ballots::put_without_id))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(cors)
         .fallback(api_not_found);

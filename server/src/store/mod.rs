@@ -8,8 +8,11 @@
 //! the `schema_version` table; docs/database.md describes it.
 
 mod postgres;
+mod read;
 
 mod sqlite;
+
+pub use read::{ReadError, Reader, StoredForm};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -263,40 +263,43 @@ impl PgStore {
             .map_err(|e| self.error(e))
     }
 
-    /// Maps PostgreSQL's errors to what the caller can do about them; every message names
-    /// the database.
     fn error(&self, e: tokio_postgres::Error) -> StoreError {
-        let db = &self.shown;
-        let Some(state) = e.code() else {
-            // No SQL state: the connection could not be made or was lost.
-            return StoreError::Unavailable(format!("cannot reach {db}: {}", describe(&e)));
-        };
-        let unavailable = [
-            SqlState::DISK_FULL,
-            SqlState::OUT_OF_MEMORY,
-            SqlState::READ_ONLY_SQL_TRANSACTION,
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-            SqlState::TOO_MANY_CONNECTIONS,
-            SqlState::CONNECTION_FAILURE,
-            SqlState::CONNECTION_EXCEPTION,
-            SqlState::LOCK_NOT_AVAILABLE,
-            SqlState::T_R_DEADLOCK_DETECTED,
-            SqlState::T_R_SERIALIZATION_FAILURE,
-            SqlState::IO_ERROR,
-            SqlState::INSUFFICIENT_RESOURCES,
-        ];
-        if unavailable.contains(state) || e.is_closed() {
-            StoreError::Unavailable(format!("{db}: {}", describe(&e)))
-        } else if *state == SqlState::INVALID_CATALOG_NAME
-            || *state == SqlState::INVALID_PASSWORD
-            || *state == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        {
-            StoreError::Invalid(format!("{db}: {}", describe(&e)))
-        } else {
-            StoreError::Other(format!("{db}: {}", describe(&e)))
-        }
+        error(&self.shown, e)
+    }
+}
+
+/// Maps PostgreSQL's errors to what the caller can do about them; every message names
+/// the database (`db`, its URL without the password).
+pub(super) fn error(db: &str, e: tokio_postgres::Error) -> StoreError {
+    let Some(state) = e.code() else {
+        // No SQL state: the connection could not be made or was lost.
+        return StoreError::Unavailable(format!("cannot reach {db}: {}", describe(&e)));
+    };
+    let unavailable = [
+        SqlState::DISK_FULL,
+        SqlState::OUT_OF_MEMORY,
+        SqlState::READ_ONLY_SQL_TRANSACTION,
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::CONNECTION_FAILURE,
+        SqlState::CONNECTION_EXCEPTION,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::IO_ERROR,
+        SqlState::INSUFFICIENT_RESOURCES,
+    ];
+    if unavailable.contains(state) || e.is_closed() {
+        StoreError::Unavailable(format!("{db}: {}", describe(&e)))
+    } else if *state == SqlState::INVALID_CATALOG_NAME
+        || *state == SqlState::INVALID_PASSWORD
+        || *state == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    {
+        StoreError::Invalid(format!("{db}: {}", describe(&e)))
+    } else {
+        StoreError::Other(format!("{db}: {}", describe(&e)))
     }
 }
 

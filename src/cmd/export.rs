@@ -1,0 +1,238 @@
+//! `pingyi export`: the ballots a collection server stored, written back out as one
+//! export file, the same wide CSV or JSON that a device and `pingyi merge` write.
+//! Rows are read and written one at a time (never collected), so a campaign of any
+//! size exports in little memory; the file appears only when complete.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use analysis::{wide_csv, Ballot, Form};
+use anyhow::{bail, Context};
+use pingyi_server::store::{Database, ReadError, Reader, StoredForm};
+
+use super::score::load_form;
+
+#[derive(clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The database `pingyi serve` stored the ballots in: sqlite:PATH, a file path, or
+    /// postgres://USER@HOST:PORT/DATABASE.
+    #[arg(long, value_name = "URL")]
+    database: String,
+    /// The file to write: CSV when it ends in .csv, JSON when it ends in .json.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The form definition (JSON): exports the ballots of its id and version, in its
+    /// columns. Without it, the form as the database holds it.
+    #[arg(long)]
+    form: Option<PathBuf>,
+    /// Which form, when the database collects several.
+    #[arg(long, value_name = "ID")]
+    form_id: Option<String>,
+    /// Which version, when the database holds ballots of several versions of the form.
+    #[arg(long, value_name = "VERSION")]
+    form_version: Option<String>,
+}
+
+const EXAMPLES: &str = "Examples:
+  pingyi export --database sqlite:campaign.db -o all.csv
+  pingyi export --database campaign.db -o all.json --form-id minzhu-pingyi --form-version 2
+  pingyi export --database postgres://pingyi@db.example/campaign -o all.csv --form my-form.json";
+
+/// The export being written: CSV rows or the elements of a JSON array.
+enum Out<'f, 'w> {
+    Csv(Box<wide_csv::Writer<'f, &'w mut dyn Write>>),
+    Json { w: &'w mut dyn Write, first: bool },
+}
+
+impl Out<'_, '_> {
+    fn write(&mut self, b: &Ballot) -> std::io::Result<()> {
+        match self {
+            Out::Csv(w) => w.write(b),
+            Out::Json { w, first } => {
+                w.write_all(if *first { b"[\n" } else { b",\n" })?;
+                *first = false;
+                serde_json::to_writer_pretty(&mut **w, b)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Out::Csv(w) => (*w).finish()?.flush(),
+            Out::Json { w, first } => w.write_all(if first { b"[]\n" } else { b"\n]\n" }),
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let db = Database::parse(&args.database)?;
+    if let Database::Sqlite(path) = &db {
+        let mut read = vec![path.as_path()];
+        read.extend(args.form.as_deref());
+        crate::output::refuse_inputs(&args.output, &read)?;
+    }
+    let json = match args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("csv") => false,
+        Some("json") => true,
+        _ => bail!(
+            "{}: cannot tell the output format, expected a name ending in .csv or .json",
+            args.output.display()
+        ),
+    };
+    let mut reader = Reader::open(&db)?;
+    let stored = reader.forms()?;
+    let form = choose_form(&args, reader.name(), &stored)?;
+    let written = crate::output::write_atomically(&args.output, |w| {
+        let mut out = if json {
+            Out::Json { w, first: true }
+        } else {
+            Out::Csv(Box::new(wide_csv::Writer::new(&form, w)?))
+        };
+        let n = copy_ballots(&mut reader, &form, &mut out)?;
+        out.finish()?;
+        Ok(n)
+    })?;
+    eprintln!(
+        "{}: {written} ballots of form {} version {} written from {}",
+        args.output.display(),
+        form.id,
+        form.version,
+        reader.name()
+    );
+    let others: Vec<String> = stored
+        .iter()
+        .filter(|f| f.ballots > 0 && !(f.form.id == form.id && f.form.version == form.version))
+        .map(|f| {
+            format!(
+                "--form-id {} --form-version {} ({} ballots)",
+                f.form.id, f.form.version, f.ballots
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        eprintln!(
+            "{}: also holds ballots of other forms or versions, each exported on its own: {}",
+            reader.name(),
+            others.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Streams the ballots of `form` from the database into `out`, each checked against the
+/// form so that no answer is dropped by columns that do not hold it.
+fn copy_ballots(reader: &mut Reader, form: &Form, out: &mut Out<'_, '_>) -> anyhow::Result<u64> {
+    let name = reader.name().to_string();
+    let mut n = 0u64;
+    let copied = reader.ballots(&form.id, &form.version, |json| -> anyhow::Result<()> {
+        let b: Ballot = serde_json::from_str(json).with_context(|| {
+            format!(
+                "{name}: a stored ballot is not a ballot: {}",
+                analysis::error::cut(json)
+            )
+        })?;
+        if let Some(p) = b.problems(form).into_iter().next() {
+            bail!(
+                "{name}: ballot {}: {}: {} (the form given does not fit the ballots stored \
+                 for it; export with the form as the database holds it, without --form)",
+                analysis::error::quoted(&b.id),
+                p.path,
+                p.message
+            );
+        }
+        out.write(&b)?;
+        n += 1;
+        Ok(())
+    });
+    match copied {
+        Ok(()) => Ok(n),
+        Err(ReadError::Store(e)) => Err(e.into()),
+        Err(ReadError::Stopped(e)) => Err(e),
+    }
+}
+
+/// The form to export: the one given with --form, else the one the database holds
+/// (narrowed by --form-id / --form-version when it holds several).
+fn choose_form(args: &Args, db: &str, stored: &[StoredForm]) -> anyhow::Result<Form> {
+    if let Some(path) = &args.form {
+        let form = load_form(Some(path))?;
+        for (flag, given, actual) in [
+            ("--form-id", &args.form_id, &form.id),
+            ("--form-version", &args.form_version, &form.version),
+        ] {
+            if let Some(given) = given.as_ref().filter(|g| *g != actual) {
+                bail!(
+                    "{flag} {given} disagrees with {} ({actual}); give one or the other",
+                    path.display()
+                );
+            }
+        }
+        return Ok(form);
+    }
+    let fits = |f: &&StoredForm| {
+        args.form_id.as_ref().is_none_or(|id| *id == f.form.id)
+            && args
+                .form_version
+                .as_ref()
+                .is_none_or(|v| *v == f.form.version)
+    };
+    let candidates: Vec<&StoredForm> = stored.iter().filter(fits).collect();
+    let listed = |forms: &[&StoredForm]| {
+        forms
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} version {} ({} ballots)",
+                    f.form.id, f.form.version, f.ballots
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen = match candidates.as_slice() {
+        [one] => *one,
+        [] if stored.is_empty() => {
+            bail!("{db}: holds no form yet, expected a database that `pingyi serve` collected into")
+        }
+        [] => bail!(
+            "{db}: holds no form{}{}; it holds: {}",
+            args.form_id
+                .as_ref()
+                .map(|id| format!(" {id}"))
+                .unwrap_or_default(),
+            args.form_version
+                .as_ref()
+                .map(|v| format!(" version {v}"))
+                .unwrap_or_default(),
+            listed(&stored.iter().collect::<Vec<_>>())
+        ),
+        several => {
+            let ids: std::collections::BTreeSet<&str> =
+                several.iter().map(|f| f.form.id.as_str()).collect();
+            let flag = if ids.len() > 1 {
+                "--form-id ID"
+            } else {
+                "--form-version VERSION"
+            };
+            bail!(
+                "{db}: holds several forms, expected {flag} to choose one (each version is \
+                 exported on its own, in its own columns): {}",
+                listed(several)
+            )
+        }
+    };
+    let source = format!(
+        "{db}: form {} version {}",
+        chosen.form.id, chosen.form.version
+    );
+    Ok(Form::from_json(&source, &chosen.form.json)?)
+}
