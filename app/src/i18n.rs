@@ -136,6 +136,11 @@ pub struct Texts {
     pub sync_batch: &'static str,
     pub sync_server_bad: &'static str,
     pub sync_batch_bad: &'static str,
+    pub sync_err_network: &'static str,
+    pub sync_err_status: &'static str,
+    pub sync_err_unreadable: &'static str,
+    pub sync_err_mismatch: &'static str,
+    pub sync_err_storage: &'static str,
 }
 
 /// 中文 (zh-CN).
@@ -258,9 +263,9 @@ pub const ZH: Texts = Texts {
     kept_on_device: "已保存在本设备，联网后自动发送。",
     delivery_refused: "已保存在本设备；服务器没有接收这份问卷，请告知工作人员。",
     sync_title: "发送到服务器",
-    sync_sent: "已送达",
-    sync_waiting: "待发送",
-    sync_refused: "被拒收",
+    sync_sent: "已送达：",
+    sync_waiting: "待发送：",
+    sync_refused: "被拒收：",
     sync_never: "尚未联系过服务器。",
     sync_contact_ok: "最近一次联系：{t}，服务器已答复（送达 {n} 份，拒收 {r} 份）。",
     sync_contact_failed: "最近一次联系：{t}，未成功（{e}），{s} 秒后自动重试。",
@@ -270,6 +275,11 @@ pub const ZH: Texts = Texts {
     sync_batch: "每次最多发送的问卷份数（1–100）",
     sync_server_bad: "服务器地址 {v} 无效：须以 http:// 或 https:// 开头并写明主机，不能含空格、?、# 或 @。",
     sync_batch_bad: "每次发送的份数须为 1 到 100 的整数。",
+    sync_err_network: "无法连接服务器：{e}",
+    sync_err_status: "服务器答复 HTTP {code}{said}",
+    sync_err_unreadable: "服务器的答复无法读取：{e}",
+    sync_err_mismatch: "服务器的答复与所发的问卷对不上",
+    sync_err_storage: "本设备记不下服务器的答复（{e}），这些问卷稍后会再次发送",
 };
 
 /// English.
@@ -392,9 +402,9 @@ pub const EN: Texts = Texts {
     kept_on_device: "Kept on this device; it is sent automatically once the network is back.",
     delivery_refused: "Kept on this device; the server did not accept it. Please tell a member of staff.",
     sync_title: "Sending to the server",
-    sync_sent: "Delivered",
-    sync_waiting: "Waiting",
-    sync_refused: "Refused",
+    sync_sent: "Delivered: ",
+    sync_waiting: "Waiting: ",
+    sync_refused: "Refused: ",
     sync_never: "No contact with the server yet.",
     sync_contact_ok: "Last contact: {t}, the server answered ({n} delivered, {r} refused).",
     sync_contact_failed: "Last contact: {t}, it failed ({e}); trying again in {s} s.",
@@ -404,6 +414,11 @@ pub const EN: Texts = Texts {
     sync_batch: "Ballots per request (1–100)",
     sync_server_bad: "The server address {v} is not valid: it must begin with http:// or https://, name a host, and hold no spaces, ?, # or @.",
     sync_batch_bad: "Ballots per request must be a whole number from 1 to 100.",
+    sync_err_network: "the server cannot be reached: {e}",
+    sync_err_status: "the server answered HTTP {code}{said}",
+    sync_err_unreadable: "the server's answer cannot be read: {e}",
+    sync_err_mismatch: "the server's answer does not match the ballots sent",
+    sync_err_storage: "this device could not note the server's answer ({e}); those ballots are sent again later",
 };
 
 /// The texts for a form language; anything but English gets Chinese.

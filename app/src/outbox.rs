@@ -282,7 +282,22 @@ pub enum Reply {
     Smaller,
     /// Try again later (network, 5xx, 429, an answer that cannot be read…): why, and the
     /// server's `Retry-After` in seconds when it gave one.
-    Later(String, Option<u32>),
+    Later(Failure, Option<u32>),
+}
+
+/// Why a round stopped before everything was sent (the screen words it, see `i18n`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// No answer: the browser's own message (offline, refused connection, timeout).
+    Network(String),
+    /// An error status, with the server's `error` message when it gave one.
+    Status(u16, Option<String>),
+    /// A 200 answer that is not the results document (the parser's message).
+    Unreadable(String),
+    /// Results that do not answer for the ballots sent, one for one and in order.
+    Mismatch,
+    /// The answers could not be written down on the device (the browser's message).
+    Storage(String),
 }
 
 #[derive(Deserialize)]
@@ -316,32 +331,26 @@ pub fn read_reply(batch: &[Pending], status: u16, body: &str, retry_after: Optio
     if status == 200 {
         return match serde_json::from_str::<Answer>(body) {
             Ok(a) => verdicts(batch, a),
-            Err(e) => Reply::Later(format!("an answer that cannot be read ({e})"), after),
+            Err(e) => Reply::Later(Failure::Unreadable(cut(&e.to_string())), after),
         };
     }
     if (status == 413 || status == 422) && batch.len() > 1 {
         return Reply::Smaller;
     }
     let said = serde_json::from_str::<ErrorBody>(body)
-        .map(|e| format!(": {}", cut(&e.error)))
-        .unwrap_or_default();
-    Reply::Later(format!("HTTP {status}{said}"), after)
+        .ok()
+        .map(|e| cut(&e.error));
+    Reply::Later(Failure::Status(status, said), after)
 }
 
 fn verdicts(batch: &[Pending], a: Answer) -> Reply {
     if a.results.len() != batch.len() {
-        return Reply::Later(
-            format!("{} results for {} ballots", a.results.len(), batch.len()),
-            None,
-        );
+        return Reply::Later(Failure::Mismatch, None);
     }
     let mut out = Vec::with_capacity(batch.len());
     for (p, r) in batch.iter().zip(a.results) {
         if r.id != p.ballot.id {
-            return Reply::Later(
-                format!("result {} answers for another ballot", cut(&r.id)),
-                None,
-            );
+            return Reply::Later(Failure::Mismatch, None);
         }
         out.push(match r.status.as_str() {
             "stored" | "already_stored" => Verdict::Sent,
@@ -363,7 +372,7 @@ fn verdicts(batch: &[Pending], a: Answer) -> Reply {
                     why.join("; ")
                 })
             }
-            other => return Reply::Later(format!("unknown status {}", cut(other)), None),
+            _ => return Reply::Later(Failure::Mismatch, None),
         });
     }
     Reply::Answered(out)
@@ -652,11 +661,14 @@ mod tests {
         assert_eq!(read_reply(&b, 413, "", None), Reply::Smaller);
         assert_eq!(
             read_reply(&b[..1], 413, "", None).clone(),
-            Reply::Later("HTTP 413".into(), None)
+            Reply::Later(Failure::Status(413, None), None)
         );
         assert_eq!(
             read_reply(&b, 503, r#"{"error":"storage unavailable"}"#, Some("5")),
-            Reply::Later("HTTP 503: storage unavailable".into(), Some(5))
+            Reply::Later(
+                Failure::Status(503, Some("storage unavailable".into())),
+                Some(5)
+            )
         );
         // Answers out of order or missing one are not trusted: nothing is marked.
         let swapped = body.replace(ids[0], "x");

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Ctx;
 use crate::i18n::fill;
+use crate::i18n::Texts;
 use crate::model::keys;
-use crate::outbox::{self, LineState, Reply};
+use crate::outbox::{self, Failure, LineState, Reply};
 use crate::platform;
 use crate::store::{KeyValue, Stored};
 
@@ -100,8 +101,22 @@ pub fn kick(ctx: Ctx) {
     }
 }
 
+/// Why the last round stopped, in the official's words.
+fn describe(t: &Texts, why: &Failure) -> String {
+    match why {
+        Failure::Network(e) => fill(t.sync_err_network, &[("e", e)]),
+        Failure::Status(code, said) => {
+            let said = said.as_ref().map(|s| format!(": {s}")).unwrap_or_default();
+            fill(t.sync_err_status, &[("code", code), ("said", &said)])
+        }
+        Failure::Unreadable(e) => fill(t.sync_err_unreadable, &[("e", e)]),
+        Failure::Mismatch => t.sync_err_mismatch.to_string(),
+        Failure::Storage(e) => fill(t.sync_err_storage, &[("e", e)]),
+    }
+}
+
 /// After a round: again at once if asked meanwhile, else after the back-off if it failed.
-fn finish(ctx: Ctx, result: Result<(), (String, Option<u32>)>) {
+fn finish(ctx: Ctx, result: Result<(), (Failure, Option<u32>)>) {
     let random = f64::from(u32::from_le_bytes(platform::random_bytes::<4>())) / f64::from(u32::MAX);
     let (again, wait) = ctx
         .sync
@@ -125,7 +140,7 @@ fn finish(ctx: Ctx, result: Result<(), (String, Option<u32>)>) {
             ctx,
             Contact {
                 at: platform::now_iso(),
-                error: Some(why),
+                error: Some(describe(ctx.t(), &why)),
                 sent: 0,
                 refused: 0,
                 retry_s: if again {
@@ -147,7 +162,7 @@ fn finish(ctx: Ctx, result: Result<(), (String, Option<u32>)>) {
 
 /// Sends batch after batch until nothing is waiting; the error says why it stopped early,
 /// with the server's `Retry-After`.
-async fn round(ctx: Ctx) -> Result<(), (String, Option<u32>)> {
+async fn round(ctx: Ctx) -> Result<(), (Failure, Option<u32>)> {
     let settings = ctx.settings.with_untracked(|s| s.sync.clone());
     let url = outbox::endpoint(settings.server.as_deref());
     let configured = settings.batch.clamp(1, outbox::BATCH_MAX) as usize;
@@ -169,7 +184,7 @@ async fn round(ctx: Ctx) -> Result<(), (String, Option<u32>)> {
                 Ok((status, body, after)) => {
                     outbox::read_reply(&batch, status, &body, after.as_deref())
                 }
-                Err(e) => Reply::Later(e, None),
+                Err(e) => Reply::Later(Failure::Network(e), None),
             };
         let verdicts = match reply {
             Reply::Smaller => {
@@ -201,7 +216,7 @@ async fn round(ctx: Ctx) -> Result<(), (String, Option<u32>)> {
         if let Some(e) = error {
             // The answers could not be noted (storage full): the ballots stay waiting and
             // are sent again later; the server then answers already_stored.
-            return Err((e, None));
+            return Err((Failure::Storage(e), None));
         }
         if marked == 0 {
             // Another tab noted the same answers meanwhile: it is sending.
@@ -290,7 +305,7 @@ pub fn SyncSection(tally: Memo<outbox::Tally>, message: RwSignal<Option<String>>
         kick(ctx);
     };
     let count = move |testid: &'static str, label: &'static str, n: Signal<usize>| {
-        view! { <p>{label}": "<strong data-testid=testid>{n}</strong></p> }
+        view! { <p>{label}<strong data-testid=testid>{n}</strong></p> }
     };
     view! {
         <section data-testid="sync">
