@@ -270,9 +270,9 @@ pub async fn exclusive(name: &str, work: std::pin::Pin<Box<dyn std::future::Futu
         });
         if let Ok(held) = request.call2(&locks, &JsValue::from_str(name), callback.as_ref()) {
             let _ = JsFuture::from(js_sys::Promise::from(held)).await;
-            return;
         }
     }
+    // Without the lock (no Web Locks, or the request was refused) the work still runs.
     let job = work.borrow_mut().take();
     if let Some(job) = job {
         job.await;
