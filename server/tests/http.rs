@@ -524,9 +524,9 @@ async fn whole_request_errors_are_clear_and_the_server_stays_up() {
 /// (the server may answer and close before the body is all sent); returns the answer.
 async fn raw_exchange(addr: &str, head: &[u8], body: Vec<Vec<u8>>) -> String {
     let (mut reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
-    writer.write_all(head).await.unwrap();
+    let head = head.to_vec();
     let sending = tokio::spawn(async move {
-        for piece in body {
+        for piece in std::iter::once(head).chain(body) {
             if writer.write_all(&piece).await.is_err() {
                 break;
             }
@@ -567,6 +567,25 @@ async fn a_100_gb_content_length_is_refused_without_reading_the_body() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("larger than 8 MiB"), "{answer}");
+    let c = client();
+    assert_eq!(get_json(&c, &s.api("health")).await.0, StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_or_too_large_headers_are_refused_with_431() {
+    let s = TestServer::start().await;
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let large = format!("X-Big: {}\r\n", "a".repeat(200_000));
+    for headers in [many, large] {
+        let head = format!("GET /api/v1/health HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+        let answer = raw_exchange(&s.addr(), head.as_bytes(), vec![]).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 431"),
+            "{}",
+            &answer[..answer.len().min(200)]
+        );
+    }
     let c = client();
     assert_eq!(get_json(&c, &s.api("health")).await.0, StatusCode::OK);
     s.stop().await;
@@ -1003,11 +1022,45 @@ async fn fresh_postgres(test: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// `host:port` of a `postgres://user@host:port/db` URL.
+fn url_host(url: &str) -> String {
+    let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
+    after_at.split('/').next().unwrap().to_string()
+}
+
+/// A TCP forwarder to `target`; sending `true` closes it and every connection through it.
+async fn start_proxy(target: &str) -> (String, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (cut, cut_seen) = tokio::sync::watch::channel(false);
+    let target = target.to_string();
+    tokio::spawn(async move {
+        loop {
+            let mut seen = cut_seen.clone();
+            let (mut inbound, _) = tokio::select! {
+                a = listener.accept() => a.unwrap(),
+                _ = seen.wait_for(|c| *c) => return,
+            };
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = seen.wait_for(|c| *c) => {}
+                }
+            });
+        }
+    });
+    (addr, cut)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_stores_ballots_in_postgresql_too() {
     let url = fresh_postgres("api").await;
     let s = TestServer::with(Options {
-        database: Some(Database::Postgres(url)),
+        database: Some(Database::Postgres(url.clone())),
         ..Options::default()
     })
     .await;
@@ -1038,6 +1091,41 @@ async fn the_api_stores_ballots_in_postgresql_too() {
     assert_eq!(
         (&counts["ballots"], &counts["repeats"], &counts["conflicts"]),
         (&json!(3), &json!(1), &json!(1))
+    );
+
+    s.stop().await;
+
+    // Through a connection that can be cut, as a network between two machines is.
+    let target = url_host(&url);
+    let (proxy, cut) = start_proxy(&target).await;
+    let s = TestServer::with(Options {
+        database: Some(Database::Postgres(url.replace(&target, &proxy))),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(get_json(&c, &s.api("health")).await.0, StatusCode::OK);
+    let _ = cut.send(true);
+    let r = c.get(s.api("health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("postgres"),
+        "{body}"
+    );
+    let r = c
+        .post(s.api("ballots"))
+        .json(&json!({ "ballots": ballots(1, 32) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let body: Value = r.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("nothing of this request was stored"),
+        "{error}"
     );
     s.stop().await;
 }
