@@ -38,7 +38,9 @@ self.addEventListener('activate', (event) => {
 self.addEventListener('fetch', (event) => {
   const req = event.request;
   const url = new URL(req.url);
-  if (req.method !== 'GET' || url.origin !== self.location.origin) {
+  // The collection API is never answered from the cache, and its answers are never
+  // cached: a ballot counts as delivered only when the server itself said so.
+  if (req.method !== 'GET' || url.origin !== self.location.origin || url.pathname.includes('/api/')) {
     return;
   }
   event.respondWith((async () => {

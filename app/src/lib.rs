@@ -5,6 +5,7 @@
 
 pub mod i18n;
 pub mod model;
+pub mod outbox;
 pub mod platform;
 pub mod store;
 mod ui;

@@ -22,6 +22,8 @@ pub mod keys {
     /// Failed PIN attempts and the lockout, kept so that neither cancel nor reload resets them.
     pub const PIN_LOCK: &str = "pingyi.v1.pin_lock";
     pub const LAST_SUBMIT: &str = "pingyi.v1.last_submit";
+    /// When the app last heard from the collection server, and what it said.
+    pub const LAST_CONTACT: &str = "pingyi.v1.last_contact";
 }
 
 /// Kiosk behaviour (自助终端模式), set by an administrator.
@@ -138,6 +140,28 @@ pub struct Settings {
     /// Parts of a damaged settings record that could not be read (names of the fields),
     /// shown to the official until acknowledged.
     pub repaired: Vec<String>,
+    /// Where and how ballots are sent to the collection server.
+    pub sync: SyncSettings,
+}
+
+/// Sending to the collection server (see [`crate::outbox`]), set by an administrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyncSettings {
+    /// The server's address (checked by [`crate::outbox::check_server`]); `None` sends to
+    /// the server the app itself came from.
+    pub server: Option<String>,
+    /// Ballots per request, 1 to [`crate::outbox::BATCH_MAX`].
+    pub batch: u32,
+}
+
+impl Default for SyncSettings {
+    fn default() -> SyncSettings {
+        SyncSettings {
+            server: None,
+            batch: crate::outbox::BATCH_MAX,
+        }
+    }
 }
 
 /// What an export covered.
@@ -162,6 +186,7 @@ impl Default for Settings {
             damaged_exported: None,
             pin_lost: false,
             repaired: Vec::new(),
+            sync: SyncSettings::default(),
         }
     }
 }
@@ -176,7 +201,7 @@ pub struct SettingsRead {
 }
 
 /// The settings fields a record must have read for it to count as whole.
-const SETTINGS_FIELDS: [&str; 4] = ["device_id", "kiosk", "pin", "exported"];
+const SETTINGS_FIELDS: [&str; 5] = ["device_id", "kiosk", "pin", "exported", "sync"];
 
 /// Reads a stored settings record, failing closed: a record that is not whole keeps every
 /// field that can still be read (even from a record cut short), and lists the others. A
@@ -201,6 +226,7 @@ pub fn read_settings(raw: &str) -> SettingsRead {
             "device_id" => set_from(v, &mut s.device_id),
             "kiosk" => set_from(v, &mut s.kiosk),
             "pin" => set_from(v, &mut s.pin),
+            "sync" => set_from(v, &mut s.sync),
             _ => set_from(v, &mut s.exported),
         });
         if !read {
@@ -286,11 +312,28 @@ impl PinLock {
 /// Whether everything in the store has been exported, as the settings' marks record:
 /// every form's ballots (count and newest id) and the damaged entries (their fingerprint).
 pub fn everything_exported(contents: &crate::store::Contents, s: &Settings) -> bool {
+    clearable(contents, s, &crate::outbox::Tally::default())
+}
+
+/// Whether the device may be cleared: every form's ballots were exported (as
+/// [`everything_exported`] checks) or every one of them was acknowledged by the server
+/// (none waiting, none refused), and the unreadable entries were exported.
+pub fn clearable(
+    contents: &crate::store::Contents,
+    s: &Settings,
+    tally: &crate::outbox::Tally,
+) -> bool {
     let forms = contents.forms.iter().all(|(fkey, ballots)| {
-        ballots.is_empty()
-            || s.exported.get(fkey).is_some_and(|m| {
-                m.count == ballots.len() && ballots.last().is_some_and(|b| b.id == m.last_id)
-            })
+        let exported = s.exported.get(fkey).is_some_and(|m| {
+            m.count == ballots.len() && ballots.last().is_some_and(|b| b.id == m.last_id)
+        });
+        let delivered = tally
+            .by_form
+            .get(fkey)
+            .is_some_and(|(sent, waiting, refused)| {
+                *waiting == 0 && *refused == 0 && *sent >= ballots.len()
+            });
+        ballots.is_empty() || exported || delivered
     });
     let damaged = contents.damaged.is_empty()
         || s.damaged_exported.as_deref() == Some(contents.damaged_fingerprint().as_str());
@@ -621,5 +664,54 @@ mod tests {
     fn pages_without_relevant_items_are_skipped() {
         let form = Form::default_form();
         assert_eq!(visible_pages(&form, &BTreeMap::new()), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_form_clears_when_exported_or_all_delivered_never_with_any_waiting_or_refused() {
+        use crate::outbox::Tally;
+        use crate::store::Contents;
+        let ballot = |id: &str| analysis::Ballot {
+            id: id.into(),
+            form_id: "f".into(),
+            form_version: "1".into(),
+            device_id: "d".into(),
+            group: "g".into(),
+            lang: "zh-CN".into(),
+            started_at: String::new(),
+            submitted_at: String::new(),
+            answers: BTreeMap::new(),
+        };
+        let mut c = Contents::default();
+        c.forms.insert("f@1".into(), vec![ballot("a"), ballot("b")]);
+        c.forms.insert("f@2".into(), vec![ballot("c")]);
+        let mut s = Settings::default();
+        let tally = |f1: (usize, usize, usize), f2: (usize, usize, usize)| Tally {
+            by_form: [("f@1".to_string(), f1), ("f@2".to_string(), f2)].into(),
+            ..Tally::default()
+        };
+        assert!(
+            clearable(&c, &s, &tally((2, 0, 0), (1, 0, 0))),
+            "all delivered"
+        );
+        assert!(
+            !clearable(&c, &s, &tally((1, 1, 0), (1, 0, 0))),
+            "one waiting"
+        );
+        assert!(
+            !clearable(&c, &s, &tally((1, 0, 1), (1, 0, 0))),
+            "one refused"
+        );
+        assert!(!everything_exported(&c, &s));
+        // Form 1 exported, form 2 delivered: each form is covered one way or the other.
+        s.exported.insert(
+            "f@1".into(),
+            ExportMark {
+                count: 2,
+                last_id: "b".into(),
+                at: String::new(),
+            },
+        );
+        assert!(clearable(&c, &s, &tally((0, 1, 1), (1, 0, 0))));
+        assert!(!clearable(&c, &s, &tally((0, 1, 1), (0, 1, 0))));
     }
 }

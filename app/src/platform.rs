@@ -200,3 +200,104 @@ pub fn mark_interactive() {
         let _ = p.mark("pingyi-interactive");
     }
 }
+
+/// POSTs `body` as JSON to `url` (never through the service worker's cache, which only
+/// answers GET). Returns the status, the body and the `Retry-After` header; an error when
+/// no answer came (the network, or no answer within `timeout`).
+pub async fn post_json(
+    url: &str,
+    body: &str,
+    timeout: std::time::Duration,
+) -> Result<(u16, String, Option<String>), String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let headers = web_sys::Headers::new().map_err(describe)?;
+    headers
+        .set("content-type", "application/json")
+        .map_err(describe)?;
+    let abort = web_sys::AbortController::new().map_err(describe)?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    init.set_headers(&headers);
+    init.set_cache(web_sys::RequestCache::NoStore);
+    init.set_signal(Some(&abort.signal()));
+    // A server that accepts the connection and never answers must not stall the outbox.
+    let timer = leptos::prelude::set_timeout_with_handle(move || abort.abort(), timeout).ok();
+    let answer = async {
+        let resp: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+            .await
+            .map_err(describe)?
+            .unchecked_into();
+        let after = resp.headers().get("retry-after").ok().flatten();
+        let text = JsFuture::from(resp.text().map_err(describe)?)
+            .await
+            .map_err(describe)?;
+        Ok((resp.status(), text.as_string().unwrap_or_default(), after))
+    }
+    .await;
+    if let Some(t) = timer {
+        t.clear();
+    }
+    answer
+}
+
+/// Runs `work` holding the Web Lock `name` (`navigator.locks`), so that of several tabs
+/// only one does it at a time; where the browser has no Web Locks (an insecure context),
+/// runs it at once.
+pub async fn exclusive(name: &str, work: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let work = Rc::new(RefCell::new(Some(work)));
+    let locks = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &JsValue::from_str("locks")).ok())
+        .filter(|l| !l.is_undefined() && !l.is_null());
+    let request = locks.as_ref().and_then(|l| {
+        js_sys::Reflect::get(l, &JsValue::from_str("request"))
+            .ok()?
+            .dyn_into::<js_sys::Function>()
+            .ok()
+    });
+    if let (Some(locks), Some(request)) = (locks, request) {
+        let inner = work.clone();
+        let callback = wasm_bindgen::closure::Closure::once(move |_lock: JsValue| {
+            let job = inner.borrow_mut().take();
+            wasm_bindgen_futures::future_to_promise(async move {
+                if let Some(job) = job {
+                    job.await;
+                }
+                Ok(JsValue::UNDEFINED)
+            })
+        });
+        if let Ok(held) = request.call2(&locks, &JsValue::from_str(name), callback.as_ref()) {
+            let _ = JsFuture::from(js_sys::Promise::from(held)).await;
+        }
+    }
+    // Without the lock (no Web Locks, or the request was refused) the work still runs.
+    let job = work.borrow_mut().take();
+    if let Some(job) = job {
+        job.await;
+    }
+}
+
+/// Calls `f` whenever the browser comes back online or the page becomes visible again.
+pub fn on_online_or_visible(f: impl Fn() + 'static) {
+    let f = std::rc::Rc::new(f);
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let g = f.clone();
+    let online = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || g());
+    let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+    online.forget();
+    if let Some(doc) = window.document() {
+        let d = doc.clone();
+        let visible = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
+            if !d.hidden() {
+                f();
+            }
+        });
+        let _ = doc
+            .add_event_listener_with_callback("visibilitychange", visible.as_ref().unchecked_ref());
+        visible.forget();
+    }
+}

@@ -15,6 +15,8 @@
 //!   taken with, so they can be exported after the device has moved on to another form.
 //! - `pingyi.v1.damaged.<what>.<time>`: entries the app could not read and set aside raw
 //!   (a garbled settings record), kept until they have been exported.
+//! - `pingyi.v1.sent.<writer>.<n>`: which lines of that chunk the server has answered for
+//!   (see [`crate::outbox`]); removed with the chunk.
 //!
 //! A write is read back before it counts as done; only then does the app thank the
 //! respondent. Nothing that cannot be read is ever rewritten or deleted before it has been
@@ -181,6 +183,41 @@ struct Chunk {
     count: usize,
     /// Room the key and value take, kept so the start screen need not re-read megabytes.
     size: u64,
+    /// A short hash of its first ballot line (see [`first_line_hash`]).
+    first: String,
+}
+
+/// A chunk as the outbox sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkInfo {
+    /// Its storage key.
+    pub key: String,
+    /// The form key and device from its first line; `None` when that line is damaged.
+    pub header: Option<(String, String)>,
+    /// Ballot lines in it.
+    pub count: usize,
+    /// A short hash of its first ballot line: tells this chunk from one stored under the
+    /// same key after a clear.
+    pub first: String,
+}
+
+/// Where a ballot was stored: the chunk's key and the line's index in its value (the
+/// chunk's first line, the header, is index 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub key: String,
+    pub line: usize,
+}
+
+/// A short hash (12 hex digits of SHA-256) of a chunk value's first ballot line; each line
+/// holds a random ballot id, so a chunk stored again under the same key hashes otherwise.
+pub fn first_line_hash(value: &str) -> String {
+    let first = value.split('\n').nth(1).unwrap_or_default();
+    Sha256::digest(first.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Why a ballot was not stored.
@@ -304,6 +341,7 @@ impl<S: KeyValue> BallotStore<S> {
                     largest_line = largest_line.max(cost(line) + 1);
                 }
                 Some(Chunk {
+                    first: first_line_hash(&value),
                     key,
                     header,
                     count,
@@ -323,13 +361,14 @@ impl<S: KeyValue> BallotStore<S> {
         format!("{CHUNK_PREFIX}{}.", self.writer)
     }
 
-    /// Stores a ballot of `form` (whose definition text is `form_json`) and reads it back.
+    /// Stores a ballot of `form` (whose definition text is `form_json`), reads it back, and
+    /// says where it went.
     pub fn append(
         &mut self,
         form: &Form,
         form_json: &str,
         ballot: &Ballot,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Stored, StoreError> {
         let fkey = form_key(form);
         if fkey.chars().any(char::is_control) {
             return Err(StoreError::UnsafeKey(format!(
@@ -352,6 +391,10 @@ impl<S: KeyValue> BallotStore<S> {
         }
         let size = cost(&key) + cost(&value);
         let count = ballot_lines(&value).count();
+        let stored = Stored {
+            key: key.clone(),
+            line: value.split('\n').count() - 1,
+        };
         match appended_to {
             Some(i) => {
                 self.chunks[i].count = count;
@@ -359,6 +402,7 @@ impl<S: KeyValue> BallotStore<S> {
             }
             None => {
                 self.chunks.push(Chunk {
+                    first: first_line_hash(&value),
                     key,
                     header: Some((fkey, device)),
                     count,
@@ -368,7 +412,20 @@ impl<S: KeyValue> BallotStore<S> {
             }
         }
         self.largest_line = self.largest_line.max(cost(&line) + 1);
-        Ok(())
+        Ok(stored)
+    }
+
+    /// The chunks, in key order, as last read.
+    pub fn chunks(&self) -> Vec<ChunkInfo> {
+        self.chunks
+            .iter()
+            .map(|c| ChunkInfo {
+                key: c.key.clone(),
+                header: c.header.clone(),
+                count: c.count,
+                first: c.first.clone(),
+            })
+            .collect()
     }
 
     /// Where the next ballot line goes: (key, the whole new value, the index of the chunk
@@ -505,7 +562,7 @@ impl<S: KeyValue> BallotStore<S> {
     }
 
     /// The form stored for `fkey`, or why it cannot be had.
-    fn stored_form(&self, fkey: &str) -> Result<Form, String> {
+    pub fn stored_form(&self, fkey: &str) -> Result<Form, String> {
         let json = self
             .form_json(fkey)
             .ok_or_else(|| format!("no form definition is stored for {}", quoted(fkey)))?;
@@ -543,11 +600,12 @@ impl<S: KeyValue> BallotStore<S> {
         chunks + others
     }
 
-    /// Removes every ballot, stored form and set-aside entry, but only if `exported` says
-    /// the store's contents, read afresh, have all been exported (other tabs may have added
-    /// some since the panel was drawn). An entry that changed between that reading and its
-    /// removal is kept. Returns whether the store was cleared.
-    pub fn clear_if(&mut self, exported: impl FnOnce(&Contents) -> bool) -> bool {
+    /// Removes every ballot, stored form and set-aside entry, and the server's marks on
+    /// them, but only if `exported` says the store (read afresh: other tabs may have added
+    /// some since the panel was drawn) and its contents have all been exported or
+    /// delivered. An entry that changed between that reading and its removal is kept, and
+    /// so are its marks. Returns whether the store was cleared.
+    pub fn clear_if(&mut self, exported: impl FnOnce(&Self, &Contents) -> bool) -> bool {
         self.refresh();
         let read: Vec<(String, Option<String>)> = self
             .kv
@@ -563,12 +621,15 @@ impl<S: KeyValue> BallotStore<S> {
                 (k, v)
             })
             .collect();
-        if !exported(&self.contents()) {
+        if !exported(self, &self.contents()) {
             return false;
         }
         for (key, value) in read {
             if self.kv.get(&key) == value {
                 self.kv.remove(&key);
+                if key.starts_with(CHUNK_PREFIX) {
+                    self.kv.remove(&crate::outbox::marks_key(&key));
+                }
             }
         }
         self.refresh();
@@ -686,7 +747,7 @@ mod tests {
         let mut stored = 0;
         let err = loop {
             match store.append(&form, DEFAULT_FORM_JSON, &ballot(&form, stored)) {
-                Ok(()) => stored += 1,
+                Ok(_) => stored += 1,
                 Err(e) => break e,
             }
         };
@@ -901,7 +962,7 @@ mod tests {
         let contents = store.contents();
         assert_eq!(contents.damaged.len(), 2, "{:?}", contents.damaged);
         let ballots_only = |c: &Contents| c.damaged.is_empty();
-        assert!(!store.clear_if(ballots_only));
+        assert!(!store.clear_if(|_, c| ballots_only(c)));
         assert_eq!(
             BallotStore::open(kv.clone(), "b").count(),
             2,
@@ -916,10 +977,10 @@ mod tests {
         let exported = |c: &Contents| {
             c.damaged_fingerprint() == fingerprint && c.forms.values().all(|b| b.len() == 1)
         };
-        assert!(!store.clear_if(exported));
+        assert!(!store.clear_if(|_, c| exported(c)));
         assert_eq!(BallotStore::open(kv.clone(), "d").count(), 3);
 
-        assert!(store.clear_if(|c| c.damaged_fingerprint() == fingerprint));
+        assert!(store.clear_if(|_, c| c.damaged_fingerprint() == fingerprint));
         assert_eq!(chunk_keys(&kv), Vec::<String>::new());
         assert!(kv.keys().iter().all(|k| !k.starts_with(QUARANTINE_PREFIX)));
         store

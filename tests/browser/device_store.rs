@@ -286,11 +286,14 @@ async fn a_garbled_stored_form_is_reported_and_its_ballots_exported_raw() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_served_form_with_a_line_break_in_its_version_is_refused() {
     let site = crate::offline::site_copy();
-    let s = Session::start(site.path(), &[]).await;
+    let mut s = Session::start(site.path(), &[]).await;
     let form = analysis::form::DEFAULT_FORM_JSON
         .replace("\"version\": \"2026.1\"", "\"version\": \"2026.1\\n2\"");
     assert_ne!(form, analysis::form::DEFAULT_FORM_JSON);
     std::fs::write(site.path().join("form.json"), form).unwrap();
+    // `pingyi serve` refuses such a form; another web server serves it as it is.
+    s.server.stop();
+    let _site = crate::harness::StaticSite::start(site.path(), s.server.port());
     s.goto("").await;
     let refused = s.find("form-refused").await.text().await.unwrap();
     assert!(refused.contains("问卷定义有误"), "{refused}");

@@ -40,10 +40,14 @@ async fn a_relevant_at_the_nesting_limit_works_and_a_deeper_one_is_refused() {
         .to_string();
     assert!(refused.contains("relevant"), "{refused}");
 
-    let site = site_copy();
-    let s = Session::start(site.path(), &[]).await;
-    std::fs::write(site.path().join("form.json"), &at_limit).unwrap();
-    s.goto("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let at_limit_file = dir.path().join("at-limit.json");
+    std::fs::write(&at_limit_file, &at_limit).unwrap();
+    let s = Session::open_with(
+        &crate::harness::pkg_dir(),
+        &["--form", &at_limit_file.display().to_string()],
+    )
+    .await;
     s.click("group-public").await;
     s.click("start-button").await;
     s.find("page-about").await;
@@ -53,9 +57,12 @@ async fn a_relevant_at_the_nesting_limit_works_and_a_deeper_one_is_refused() {
     s.wait_shown("item-channels", true).await;
     s.close().await;
 
+    // `pingyi serve` refuses such a form; another web server serves it as it is.
     let site = site_copy();
-    let s = Session::start(site.path(), &[]).await;
+    let mut s = Session::start(site.path(), &[]).await;
     std::fs::write(site.path().join("form.json"), &too_deep).unwrap();
+    s.server.stop();
+    let _site = crate::harness::StaticSite::start(site.path(), s.server.port());
     s.goto("").await;
     let shown = s.find("form-refused").await.text().await.unwrap();
     assert!(shown.contains("问卷定义有误"), "{shown}");

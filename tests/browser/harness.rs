@@ -1,6 +1,6 @@
-//! The browser test harness: the real `pingyi serve` on a free port, chromedriver, and a
-//! headless Chromium with a fresh profile. Everything is torn down on drop, so a failing
-//! test leaves no process behind.
+//! The browser test harness: the real `pingyi serve` on a free port with a database of
+//! its own in a temporary folder, chromedriver, and a headless Chromium with a fresh
+//! profile. Everything is torn down on drop, so a failing test leaves no process behind.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -39,6 +39,12 @@ async fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// Gives rustls (under thirtyfour's and the tests' HTTP clients) its crypto provider:
+/// the workspace builds reqwest without one, and a client built before this panics.
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -46,7 +52,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// `pingyi serve --no-build` on a free port, stopped on drop.
+/// `pingyi serve --no-build` on a free port, collecting into `<tempdir>/ballots.db` (never
+/// into the checkout), stopped on drop. A restart keeps the port and the database.
 pub struct Server {
     child: Option<Child>,
     /// e.g. `http://127.0.0.1:41234/`
@@ -54,6 +61,7 @@ pub struct Server {
     port: u16,
     pkg: PathBuf,
     extra: Vec<String>,
+    database: tempfile::TempDir,
 }
 
 impl Server {
@@ -65,6 +73,7 @@ impl Server {
             port: 0,
             pkg: pkg.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            database: tempfile::tempdir().expect("a temporary database folder"),
         };
         s.launch();
         s
@@ -80,6 +89,8 @@ impl Server {
                 "--pkg",
             ])
             .arg(&self.pkg)
+            .arg("--database")
+            .arg(self.database.path().join("ballots.db"))
             .args(&self.extra)
             .stdout(Stdio::piped())
             .spawn()
@@ -116,12 +127,147 @@ impl Server {
         self.stop();
         self.launch();
     }
+
+    /// Starts it again on the same port and database with other `serve` arguments (e.g.
+    /// `--form new.json`: the officials publish a new form).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's own count of what it holds: `GET /api/v1/status`
+    /// (`{"ballots", "repeats", "conflicts", "refused", "by_form"}`).
+    pub async fn status(&self) -> serde_json::Value {
+        install_crypto();
+        let url = format!("{}api/v1/status", self.url);
+        let resp = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(resp.status(), 200, "GET {url}");
+        resp.json().await.expect("the status is JSON")
+    }
+
+    /// Waits (up to 60 s) until the server's status satisfies `check`; returns it.
+    pub async fn wait_status(
+        &self,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self.status().await;
+            if check(&status) {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("waited 60 s for {what}; the server's status is {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Another web server than `pingyi serve`: serves the files of a folder as they are on
+/// disk at each request (GET only; 404 for anything missing), on a given port, until
+/// dropped. For what `pingyi serve` never does: serve a site missing a file (a
+/// deployment cut off half way) or a `form.json` that does not pass the checks.
+pub struct StaticSite {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StaticSite {
+    /// Serves `dir` on 127.0.0.1:`port`.
+    pub fn start(dir: &Path, port: u16) -> StaticSite {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("cannot serve the site on port {port}: {e}"));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (dir, stopped) = (dir.to_path_buf(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    let dir = dir.clone();
+                    std::thread::spawn(move || serve_file(conn, &dir));
+                }
+            }
+        });
+        StaticSite {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StaticSite {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Answers one request on `conn` with a file of `dir` (then closes the connection).
+fn serve_file(mut conn: std::net::TcpStream, dir: &Path) {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let path = path
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .trim_start_matches('/');
+    let name = if path.is_empty() { "index.html" } else { path };
+    let file = dir.join(name);
+    let found = (!name.contains(".."))
+        .then(|| std::fs::read(&file).ok())
+        .flatten();
+    let kind = match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("wasm") => "application/wasm",
+        Some("json") => "application/json",
+        Some("css") => "text/css",
+        Some("svg") => "image/svg+xml",
+        Some("webmanifest") => "application/manifest+json",
+        _ => "application/octet-stream",
+    };
+    let (status, body) = match found {
+        Some(b) => ("200 OK", b),
+        None => ("404 Not Found", b"not found".to_vec()),
+    };
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = conn.write_all(&body);
 }
 
 /// A browser session on a served app. Field order matters for drop: the WebDriver
@@ -153,6 +299,7 @@ impl Session {
     /// served files (after `pingyi serve` wrote its form.json) before the app first loads.
     pub async fn start(pkg: &Path, extra: &[&str]) -> Session {
         let turn = one_at_a_time().await;
+        install_crypto();
         ensure_built();
         let server = Server::start(pkg, extra);
         let profile = tempfile::tempdir().expect("a temporary profile folder");
@@ -337,6 +484,28 @@ impl Session {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
             .json()
             .clone()
+    }
+
+    /// Makes the collection API unreachable from this browser (`true`), or reachable again,
+    /// through Chromium's own request blocking: for tests of a device whose ballots must
+    /// stay waiting (clearing only after an export, a full store).
+    pub async fn block_api(&self, blocked: bool) {
+        self.cdp("Network.enable", serde_json::json!({})).await;
+        let urls: Vec<&str> = if blocked { vec!["*/api/v1/*"] } else { vec![] };
+        self.cdp(
+            "Network.setBlockedURLs",
+            serde_json::json!({ "urls": urls }),
+        )
+        .await;
+    }
+
+    /// Sends a Chrome DevTools Protocol command to the current tab.
+    pub async fn cdp(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.d()
+            .cdp()
+            .send_raw(method, params)
+            .await
+            .unwrap_or_else(|e| panic!("CDP {method}: {e}"))
     }
 
     /// Reloads the page.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::flows;
-use crate::harness::Session;
+use crate::harness::{Session, StaticSite};
 
 /// Opens the app served from `pkg` and waits until the service worker controls the page
 /// (it has cached the whole app).
@@ -106,7 +106,10 @@ async fn an_update_is_used_only_once_it_has_arrived_whole() {
     assert_eq!(old.len(), 1, "{old:?}");
     let build_js = std::fs::read_to_string(site.path().join("build.js")).unwrap();
 
-    // A new version is deployed but its wasm never arrives (the connection drops).
+    // A new version is deployed but its wasm never arrives (the connection drops): the
+    // site is served, at the same address, by a web server whose copy lacks the wasm
+    // (`pingyi serve` refuses to start on such a folder).
+    s.server.stop();
     std::fs::write(
         site.path().join("build.js"),
         build_js.replace("PINGYI_BUILD = \"", "PINGYI_BUILD = \"broken-"),
@@ -114,6 +117,7 @@ async fn an_update_is_used_only_once_it_has_arrived_whole() {
     .unwrap();
     let wasm = std::fs::read(site.path().join("pingyi_app_bg.wasm")).unwrap();
     std::fs::remove_file(site.path().join("pingyi_app_bg.wasm")).unwrap();
+    let broken = StaticSite::start(site.path(), s.server.port());
     s.js("return navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => true, () => true)").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while s.js("return navigator.serviceWorker.getRegistration().then(r => !!(r.installing || r.waiting))").await == true {
@@ -127,7 +131,7 @@ async fn an_update_is_used_only_once_it_has_arrived_whole() {
     );
     let active = s.js("return navigator.serviceWorker.getRegistration().then(r => r.active && r.active.state)").await;
     assert_eq!(active, "activated", "the old worker is still in charge");
-    s.server.stop();
+    drop(broken);
     s.reload().await;
     assert_eq!(
         s.find("form-title").await.text().await.unwrap(),
@@ -135,22 +139,19 @@ async fn an_update_is_used_only_once_it_has_arrived_whole() {
     );
     flows::complete_ballot(&s).await;
 
-    // The next deployment arrives whole: it takes over, and the idle page reloads into it.
-    // (`pingyi serve` rewrites build.js when it starts, so the new one goes in after.)
+    // The next deployment arrives whole (a changed style sheet gives it a new build id):
+    // it takes over, and the idle page reloads into it.
     std::fs::write(site.path().join("pingyi_app_bg.wasm"), wasm).unwrap();
+    let css = std::fs::read_to_string(site.path().join("style.css")).unwrap();
+    std::fs::write(site.path().join("style.css"), css + "\n/* next */\n").unwrap();
     s.server.restart();
-    std::fs::write(
-        site.path().join("build.js"),
-        build_js.replace("PINGYI_BUILD = \"", "PINGYI_BUILD = \"next-"),
-    )
-    .unwrap();
     s.click("new-ballot").await;
     s.js("return navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => 'ok')")
         .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let names = cache_names(&s).await;
-        if names.len() == 1 && names[0].starts_with("pingyi-next-") {
+        if names.len() == 1 && names != old {
             break;
         }
         assert!(
@@ -188,7 +189,11 @@ async fn a_ballot_begun_before_the_form_changed_is_finished_on_its_own_form() {
             .unwrap();
     form["version"] = "2026.2".into();
     form["title"]["zh-CN"] = "2026年度民主评议问卷（修订版）".into();
-    std::fs::write(site.path().join("form.json"), form.to_string()).unwrap();
+    let new_form = site.path().join("new-form.json");
+    std::fs::write(&new_form, form.to_string()).unwrap();
+    let mut s = s;
+    s.server
+        .restart_with(&["--form", &new_form.display().to_string()]);
     s.reload().await;
 
     // The answers given so far are all there, on the form they were given on.

@@ -49,6 +49,8 @@ async fn replicate(s: &Session, limit: Option<u64>) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_warning_and_a_full_store_that_keeps_every_ballot() {
     let s = Session::open().await;
+    // A device away from its server: the copies below stay waiting, not sent.
+    s.block_api(true).await;
     let answers = flows::complete_ballot(&s).await;
     s.click("new-ballot").await;
     s.find("start").await;

@@ -15,6 +15,7 @@ use wasm_bindgen::JsCast;
 use super::Ctx;
 use crate::i18n::fill;
 use crate::model::{self, keys, ExportMark, Kiosk, PinHash, PinLock};
+use crate::outbox;
 use crate::platform;
 use crate::store::{self, Contents, Damaged, KeyValue};
 use crate::{FormSource, LoadedForm};
@@ -274,9 +275,15 @@ fn Panel() -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
+    // The server's answers, re-counted when they change (here or in another tab).
+    let tally = Memo::new(move |_| {
+        ctx.store_rev.track();
+        ctx.sync_rev.track();
+        ctx.store.with_value(outbox::tally)
+    });
     let all_exported = move || {
         ctx.settings
-            .with(|s| contents.with(|c| model::everything_exported(c, s)))
+            .with(|s| contents.with(|c| tally.with(|t| model::clearable(c, s, t))))
     };
     let total =
         Signal::derive(move || summary.with(|f| f.iter().map(|x| x.ballots).sum::<usize>()));
@@ -369,6 +376,8 @@ fn Panel() -> impl IntoView {
                 }).collect_view()}
                 <p class="muted" hidden=Signal::derive(move || total.get() > 0 || damaged_n.get() > 0)>{t.nothing_to_export}</p>
             </section>
+
+            <super::sync::SyncSection tally=tally message=message/>
 
             <DamagedSection contents=contents message=message/>
 
@@ -551,10 +560,11 @@ fn ClearSection(
         let cleared = ctx
             .store
             .try_update_value(|s| {
-                s.clear_if(|c: &Contents| model::everything_exported(c, &settings))
+                s.clear_if(|st, c: &Contents| model::clearable(c, &settings, &outbox::tally(st)))
             })
             .unwrap_or(false);
         ctx.store_rev.update(|r| *r += 1);
+        ctx.sync_rev.update(|r| *r += 1);
         if !cleared {
             message.set(Some(t.clear_refused.to_string()));
             return;

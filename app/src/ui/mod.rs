@@ -6,6 +6,7 @@ mod items;
 mod kiosk;
 mod pages;
 mod start;
+mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,14 @@ pub struct Ctx {
     /// Why no form can be used (the served one was refused): every problem, shown instead
     /// of the screens so that no ballot is taken on the wrong form.
     pub refused_form: RwSignal<Option<Vec<String>>>,
+    /// Bumped whenever the server's answers were noted (here or in another tab).
+    pub sync_rev: RwSignal<u32>,
+    /// The last contact with the collection server.
+    pub contact: RwSignal<Option<sync::Contact>>,
+    /// The sending loop (see [`sync`]).
+    pub sync: StoredValue<sync::Driver, LocalStorage>,
+    /// Where the ballot last submitted in this tab was stored (for the thank-you screen).
+    pub last_stored: StoredValue<Option<store::Stored>>,
 }
 
 impl Ctx {
@@ -237,6 +246,9 @@ fn follow_other_tabs(ctx: Ctx) {
             ctx.store.update_value(|s| s.refresh());
             ctx.store_rev.update(|r| *r += 1);
         }
+        if key.is_empty() || key.starts_with(crate::outbox::MARKS_PREFIX) {
+            ctx.sync_rev.update(|r| *r += 1);
+        }
         if key.is_empty() || key == keys::SETTINGS {
             if let Some(raw) = ctx.kv().get(keys::SETTINGS) {
                 ctx.settings.set(model::read_settings(&raw).settings);
@@ -316,9 +328,15 @@ pub fn App() -> impl IntoView {
         admin_unlocked: RwSignal::new(false),
         next_form: StoredValue::new(None),
         refused_form: RwSignal::new(None),
+        sync_rev: RwSignal::new(0),
+        contact: RwSignal::new(sync::Contact::read(&kv)),
+        sync: StoredValue::new_local(sync::Driver::default()),
+        last_stored: StoredValue::new(None),
     };
     provide_context(ctx);
     follow_other_tabs(ctx);
+    // Ballots waiting from earlier visits go out at once.
+    sync::start(ctx);
 
     // Large text stays on for the browser session (sessionStorage), not across people on a kiosk.
     if let Some(ss) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {

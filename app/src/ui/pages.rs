@@ -200,7 +200,8 @@ fn submit(ctx: Ctx) {
         .try_update_value(|s| s.append(&f.form, &f.json, &ballot))
         .unwrap_or_else(|| Err(StoreError::Refused("the store is gone".into())));
     match result {
-        Ok(()) => {
+        Ok(stored) => {
+            ctx.last_stored.set_value(Some(stored));
             let now = platform::now_ms();
             let kv = ctx.kv();
             let _ = kv.set(keys::LAST_SUBMIT, &now.to_string());
@@ -210,6 +211,7 @@ fn submit(ctx: Ctx) {
             ctx.notice.set(None);
             ctx.screen.set(Screen::Thanks(id));
             platform::scroll_top();
+            super::sync::kick(ctx);
         }
         Err(e) => {
             if matches!(e, StoreError::Refused(_)) {

@@ -157,6 +157,7 @@ pub fn Thanks(id: String) -> impl IntoView {
             <div class="tick" aria-hidden="true">"✓"</div>
             <h1>{t.thanks_title}</h1>
             <p>{t.thanks_body}</p>
+            <super::sync::DeliveryStatus/>
             <p class="muted" data-testid="ballot-id" data-ballot-id=id.clone()>{fill(t.thanks_saved, &[("id", &short)])}</p>
             <p class="countdown" data-testid="return-countdown" hidden=Signal::derive(move || countdown.get().is_none())>{countdown}</p>
             <button class="primary big" data-testid="new-ballot" on:click=move |_| ctx.go_to_start()>{t.new_ballot}</button>
