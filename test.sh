@@ -94,8 +94,12 @@ server_pid=$!
 for _ in $(seq 100); do grep -q 'http://' "$work/out" && break; sleep 0.2; done
 url=$(grep -o 'http://[^ ]*' "$work/out" | head -1)
 [ -n "$url" ] || { cat "$work/log"; echo "the server did not start"; exit 1; }
-"$venv/bin/st" run "${url}api/v1/openapi.json" --checks all --max-examples 50 \
-  --suppress-health-check all --no-color
+# positive_data_acceptance is left out: a ballot that fits the schema can still break its
+# form's rules and be refused (422), which JSON Schema cannot say. One worker: with two,
+# schemathesis 4.32 crashes on its own ("AST constructor recursion depth mismatch").
+"$venv/bin/st" run "${url}api/v1/openapi.json" --url "${url}api/v1" \
+  --checks all --exclude-checks positive_data_acceptance \
+  --max-examples 40 --max-time 150 -w 1 --no-color
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 rm -rf "$work"
 
