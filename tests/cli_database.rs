@@ -385,6 +385,31 @@ fn a_database_with_several_form_versions_exports_and_scores_one_at_a_time() {
     ]);
     assert_eq!(read_json(&v2, &w.path("v2-again.json")).len(), 100);
 
+    let other = analysis::form::DEFAULT_FORM_JSON.replacen(
+        &format!("\"version\": \"{}\"", form.version),
+        "\"version\": \"v9\"",
+        1,
+    );
+    w.write("v9.json", &other);
+    let err = fails(
+        &w,
+        &[
+            "export",
+            "--database",
+            &database,
+            "-o",
+            "v9.csv",
+            "--form",
+            "v9.json",
+        ],
+    );
+    assert!(
+        err.contains("does not collect form minzhu-pingyi version v9")
+            && err.contains("v2 (100 ballots)"),
+        "{err}"
+    );
+    assert!(!w.path("v9.csv").exists());
+
     let out = w.run(&["score", &database]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -35,6 +35,60 @@ impl Drop for Served {
     }
 }
 
+/// Runs the copied `pingyi serve --port 0` with a bare environment in `cwd`; returns it
+/// and the URL it printed. Its logs go to `cwd/serve.log`.
+fn serve_copied(release: &Path, cwd: &Path, home: &Path, extra: &[&str]) -> (Served, String) {
+    let log_path = cwd.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(release.join("pingyi"))
+        .args(["serve", "--port", "0"])
+        .args(extra)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start the copied pingyi");
+    let stdout = child.stdout.take().unwrap();
+    let served = Served(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    if !line.starts_with("Pingyi 评议 is served at http://127.0.0.1:") {
+        let errors = std::fs::read_to_string(&log_path).unwrap_or_default();
+        panic!("no URL from the copied pingyi: {line:?}; stderr: {errors}");
+    }
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    (served, url)
+}
+
+/// Posts one ballot and returns the server's count of stored ballots.
+async fn post_and_count(c: &reqwest::Client, url: &str, ballot: &analysis::Ballot) -> Value {
+    let r = c
+        .post(format!("{url}api/v1/ballots"))
+        .json(&json!({ "ballots": [ballot] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["stored"], 1, "{body}");
+    let counts: Value = c
+        .get(format!("{url}api/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    counts["ballots"].clone()
+}
+
 #[test]
 fn the_release_folder_serves_the_app_and_stores_ballots_without_a_toolchain() {
     let made = tempfile::tempdir().unwrap();
@@ -71,31 +125,7 @@ fn the_release_folder_serves_the_app_and_stores_ballots_without_a_toolchain() {
     drop(made);
     let home = elsewhere.path().join("home");
     std::fs::create_dir(&home).unwrap();
-    let mut child = Command::new(copied.join("pingyi"))
-        .args(["serve", "--port", "0"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", &home)
-        .current_dir(elsewhere.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the copied pingyi");
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let served = Served(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    if !line.starts_with("Pingyi 评议 is served at http://127.0.0.1:") {
-        let mut errors = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut errors);
-        panic!("no URL from the copied pingyi: {line:?}; stderr: {errors}");
-    }
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
+    let (served, url) = serve_copied(&copied, elsewhere.path(), &home, &[]);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -122,24 +152,7 @@ fn the_release_folder_serves_the_app_and_stores_ballots_without_a_toolchain() {
 
         let form = analysis::Form::default_form();
         let ballot = analysis::synth::Generator::new(&form, 21).ballot();
-        let r = c
-            .post(format!("{url}api/v1/ballots"))
-            .json(&json!({ "ballots": [ballot] }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["stored"], 1, "{body}");
-        let counts: Value = c
-            .get(format!("{url}api/v1/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(counts["ballots"], 1, "{counts}");
+        assert_eq!(post_and_count(&c, &url, &ballot).await, 1);
     });
     assert!(
         elsewhere.path().join("pingyi.db").is_file(),
@@ -168,5 +181,29 @@ fn the_release_folder_serves_the_app_and_stores_ballots_without_a_toolchain() {
     assert!(
         status.success(),
         "pingyi serve exited with {status} on SIGTERM"
+    );
+
+    // With a form of the office's own, the ballots go into a database beside the form.
+    let forms = elsewhere.path().join("forms");
+    std::fs::create_dir(&forms).unwrap();
+    let own = analysis::form::DEFAULT_FORM_JSON.replacen("\"2026.1\"", "\"hall-1\"", 1);
+    std::fs::write(forms.join("my-form.json"), &own).unwrap();
+    let extra = ["--form", "forms/my-form.json"];
+    let (served, url) = serve_copied(&copied, elsewhere.path(), &home, &extra);
+    runtime.block_on(async {
+        let c = reqwest::Client::builder()
+            .timeout(PATIENCE)
+            .build()
+            .unwrap();
+        let form = analysis::Form::from_json("my-form.json", &own).unwrap();
+        let served_form = c.get(format!("{url}form.json")).send().await.unwrap();
+        assert_eq!(served_form.text().await.unwrap(), own);
+        let ballot = analysis::synth::Generator::new(&form, 22).ballot();
+        assert_eq!(post_and_count(&c, &url, &ballot).await, 1);
+    });
+    drop(served);
+    assert!(
+        forms.join("my-form.db").is_file(),
+        "the ballots went beside the form"
     );
 }

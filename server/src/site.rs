@@ -146,3 +146,49 @@ fn content_type(name: &str) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_are_served() {
+        for ok in ["index.html", "pingyi_app_bg.wasm", "icon-192.png"] {
+            assert!(is_served_name(ok), "{ok}");
+        }
+        for refused in [
+            "",
+            ".",
+            "..",
+            ".env",
+            "a b.html",
+            "评议.html",
+            "a%2e.js",
+            "x\\y",
+        ] {
+            assert!(!is_served_name(refused), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn the_build_id_covers_every_cached_file_and_the_form() {
+        let files = |form: &str| {
+            let form = form.to_string();
+            build_js(|name| {
+                Ok::<_, ()>(if name == "form.json" {
+                    form.clone().into_bytes()
+                } else {
+                    name.as_bytes().to_vec()
+                })
+            })
+            .unwrap()
+        };
+        let a = files("{\"version\": \"1\"}");
+        assert_eq!(a, files("{\"version\": \"1\"}"));
+        assert_ne!(a, files("{\"version\": \"2\"}"));
+        assert!(
+            a.contains("self.PINGYI_FILES = [\"./\", \"index.html\""),
+            "{a}"
+        );
+    }
+}

@@ -1022,11 +1022,45 @@ async fn fresh_postgres(test: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// `host:port` of a `postgres://user@host:port/db` URL.
+fn url_host(url: &str) -> String {
+    let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
+    after_at.split('/').next().unwrap().to_string()
+}
+
+/// A TCP forwarder to `target`; sending `true` closes it and every connection through it.
+async fn start_proxy(target: &str) -> (String, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (cut, cut_seen) = tokio::sync::watch::channel(false);
+    let target = target.to_string();
+    tokio::spawn(async move {
+        loop {
+            let mut seen = cut_seen.clone();
+            let (mut inbound, _) = tokio::select! {
+                a = listener.accept() => a.unwrap(),
+                _ = seen.wait_for(|c| *c) => return,
+            };
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = seen.wait_for(|c| *c) => {}
+                }
+            });
+        }
+    });
+    (addr, cut)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_stores_ballots_in_postgresql_too() {
     let url = fresh_postgres("api").await;
     let s = TestServer::with(Options {
-        database: Some(Database::Postgres(url)),
+        database: Some(Database::Postgres(url.clone())),
         ..Options::default()
     })
     .await;
@@ -1057,6 +1091,41 @@ async fn the_api_stores_ballots_in_postgresql_too() {
     assert_eq!(
         (&counts["ballots"], &counts["repeats"], &counts["conflicts"]),
         (&json!(3), &json!(1), &json!(1))
+    );
+
+    s.stop().await;
+
+    // Through a connection that can be cut, as a network between two machines is.
+    let target = url_host(&url);
+    let (proxy, cut) = start_proxy(&target).await;
+    let s = TestServer::with(Options {
+        database: Some(Database::Postgres(url.replace(&target, &proxy))),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(get_json(&c, &s.api("health")).await.0, StatusCode::OK);
+    let _ = cut.send(true);
+    let r = c.get(s.api("health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("postgres"),
+        "{body}"
+    );
+    let r = c
+        .post(s.api("ballots"))
+        .json(&json!({ "ballots": ballots(1, 32) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let body: Value = r.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("nothing of this request was stored"),
+        "{error}"
     );
     s.stop().await;
 }

@@ -704,3 +704,113 @@ async fn a_reader_reads_one_snapshot_while_the_store_goes_on_collecting() {
         "{opened:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_connections_cut_by_the_server_are_unavailable_then_replaced() {
+    let t = fresh_postgres("cut").await;
+    let Database::Postgres(url) = &t.db else {
+        unreachable!("fresh_postgres gives a PostgreSQL database")
+    };
+    let store = open_with_form(&t.db).await;
+    let mut acknowledged = BTreeSet::new();
+    let (admin, connection) = tokio_postgres::connect(&postgres_admin_url(), tokio_postgres::NoTls)
+        .await
+        .expect("admin connection");
+    tokio::spawn(connection);
+    let database = url.rsplit('/').next().expect("a database name").to_string();
+    for round in 0..5u64 {
+        let batch = ballots(20, 300 + round);
+        match store.submit(incoming(&batch)).await {
+            Ok(outcomes) => {
+                assert!(outcomes.iter().all(|o| *o == Outcome::Stored));
+                acknowledged.extend(batch.iter().map(|b| b.id.clone()));
+            }
+            Err(StoreError::Unavailable(m)) => {
+                eprintln!("round {round}: {m}");
+                assert!(m.contains(&database), "{m}")
+            }
+            Err(other) => panic!("a cut connection must be Unavailable, got {other:?}"),
+        }
+        // Every connection of the store is cut, as a restarted or failed-over server would.
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                &[&database],
+            )
+            .await
+            .expect("terminate");
+    }
+    // The pool opens new connections: within a few tries a submit succeeds again.
+    let last = ballots(20, 400);
+    let mut stored = false;
+    for _ in 0..10 {
+        if store.submit(incoming(&last)).await.is_ok() {
+            stored = true;
+            break;
+        }
+    }
+    assert!(stored, "the store never recovered from cut connections");
+    acknowledged.extend(last.iter().map(|b| b.id.clone()));
+    let held = stored_ids(&t.db).await;
+    assert!(
+        acknowledged.is_subset(&held),
+        "every acknowledged ballot is stored"
+    );
+}
+
+/// A log buffer that a test reads back.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_single_ballot_submits_shares_commits() {
+    let log = Log::default();
+    let writer = log.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .expect("the only test that installs a subscriber");
+    let t = fresh_sqlite();
+    let store = open_with_form(&t.db).await;
+    let burst = ballots(500, 12);
+    // join_all polls every submit once before waiting on any: all 500 are queued at once,
+    // as when 500 devices send at the same moment.
+    let outcomes = futures_util::future::join_all(
+        burst
+            .iter()
+            .map(|b| store.submit(incoming(std::slice::from_ref(b)))),
+    )
+    .await;
+    assert!(outcomes
+        .iter()
+        .all(|o| o.as_deref() == Ok(&[Outcome::Stored][..])));
+    assert_eq!(store.counts().await.unwrap().ballots, 500);
+    let Database::Sqlite(path) = &t.db else {
+        unreachable!()
+    };
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let commits = text
+        .lines()
+        .filter(|l| l.contains("group committed") && l.contains(&path.display().to_string()))
+        .count();
+    // One for the form, then the burst: far fewer commits (and fsyncs) than requests.
+    assert!(
+        (2..=100).contains(&commits),
+        "500 one-ballot submits took {commits} commits"
+    );
+    eprintln!("500 one-ballot submits: {commits} commits");
+}

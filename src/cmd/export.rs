@@ -163,6 +163,18 @@ fn copy_ballots(reader: &mut Reader, form: &Form, out: &mut Out<'_, '_>) -> anyh
 /// The form to export: the one given with --form, else the one the database holds
 /// (narrowed by --form-id / --form-version when it holds several).
 fn choose_form(args: &Args, db: &str, stored: &[StoredForm]) -> anyhow::Result<Form> {
+    let listed = |forms: &[&StoredForm]| {
+        forms
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} version {} ({} ballots)",
+                    f.form.id, f.form.version, f.ballots
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let Some(path) = &args.form {
         let form = load_form(Some(path))?;
         for (flag, given, actual) in [
@@ -176,6 +188,18 @@ fn choose_form(args: &Args, db: &str, stored: &[StoredForm]) -> anyhow::Result<F
                 );
             }
         }
+        if !stored
+            .iter()
+            .any(|f| f.form.id == form.id && f.form.version == form.version)
+        {
+            bail!(
+                "{db}: does not collect form {} version {} (from {}); it holds: {}",
+                form.id,
+                form.version,
+                path.display(),
+                listed(&stored.iter().collect::<Vec<_>>())
+            );
+        }
         return Ok(form);
     }
     let fits = |f: &&StoredForm| {
@@ -186,18 +210,6 @@ fn choose_form(args: &Args, db: &str, stored: &[StoredForm]) -> anyhow::Result<F
                 .is_none_or(|v| *v == f.form.version)
     };
     let candidates: Vec<&StoredForm> = stored.iter().filter(fits).collect();
-    let listed = |forms: &[&StoredForm]| {
-        forms
-            .iter()
-            .map(|f| {
-                format!(
-                    "{} version {} ({} ballots)",
-                    f.form.id, f.form.version, f.ballots
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let chosen = match candidates.as_slice() {
         [one] => *one,
         [] if stored.is_empty() => {

@@ -25,9 +25,9 @@ pub async fn post(
     let batch: Batch = parse(&body, r#"a batch {"ballots": [ballot, …]}"#)?;
     let max = state.limits().max_ballots;
     if batch.ballots.is_empty() {
-        return Err(ApiError::Unprocessable(
-            "the batch holds no ballots; send 1 to 1000".into(),
-        ));
+        return Err(ApiError::Unprocessable(format!(
+            "the batch holds no ballots; send 1 to {max}"
+        )));
     }
     if batch.ballots.len() > max {
         return Err(ApiError::Unprocessable(format!(
@@ -35,7 +35,9 @@ pub async fn post(
             batch.ballots.len()
         )));
     }
-    let result = intake::take(state.store(), state.forms(), batch.ballots, true).await?;
+    let result = intake::take(state.store(), state.forms(), batch.ballots, true)
+        .await
+        .map_err(ApiError::storing)?;
     Ok(Json(result).into_response())
 }
 
@@ -73,7 +75,9 @@ async fn put_one(
             )));
         }
     }
-    let mut batch = intake::take(state.store(), state.forms(), vec![value], false).await?;
+    let mut batch = intake::take(state.store(), state.forms(), vec![value], false)
+        .await
+        .map_err(ApiError::storing)?;
     let result = batch.results.remove(0);
     let answer = |status: StatusCode, body: Value| (status, Json(body)).into_response();
     let mut body = serde_json::to_value(&result).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -44,12 +44,27 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// A failure reading the store (status, health).
     fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Unavailable(m) => ApiError::Unavailable(format!(
+                "the ballot store is unavailable; try again later ({m})"
+            )),
+            other => ApiError::Internal(format!("the ballot store failed: {other}")),
+        }
+    }
+}
+
+impl ApiError {
+    /// A failure storing ballots: the client learns that none of its request was kept.
+    pub fn storing(e: StoreError) -> ApiError {
         match e {
             StoreError::Unavailable(m) => ApiError::Unavailable(format!(
                 "the ballot store is unavailable, nothing of this request was stored; try again later ({m})"
             )),
-            other => ApiError::Internal(format!("the ballot store failed: {other}")),
+            other => ApiError::Internal(format!(
+                "the ballot store failed, nothing of this request was stored: {other}"
+            )),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! `GET /api/v1/health` and `GET /api/v1/status`: is the database there, what it holds.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -14,11 +13,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let database = state.store().backend();
     match state.store().check().await {
         Ok(()) => Json(json!({ "status": "ok", "database": database })).into_response(),
-        Err(e) => {
-            let mut response = ApiError::from(e).into_response();
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            response
-        }
+        Err(e) => ApiError::Unavailable(format!("the {database} database does not answer: {e}"))
+            .into_response(),
     }
 }
 

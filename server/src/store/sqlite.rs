@@ -360,6 +360,12 @@ fn run_group(conn: &mut Connection, path: &Path, group: Vec<Job>) -> Result<(), 
     })();
     match outcome {
         Ok(()) => {
+            tracing::debug!(
+                database = %path.display(),
+                requests = group.len(),
+                rows = group.iter().map(Job::size).sum::<usize>(),
+                "group committed"
+            );
             group
                 .into_iter()
                 .zip(results)
