@@ -814,3 +814,34 @@ async fn a_burst_of_single_ballot_submits_shares_commits() {
     );
     eprintln!("500 one-ballot submits: {commits} commits");
 }
+
+#[test]
+fn an_incoming_ballot_is_its_canonical_json_and_that_json_s_sha256() {
+    use std::io::Write;
+    let b = &ballots(1, 13)[0];
+    let incoming = Incoming::from_ballot(b);
+    assert_eq!(incoming.ballot_json, serde_json::to_string(b).unwrap());
+    assert_eq!(
+        (
+            incoming.response_id.as_str(),
+            incoming.form_id.as_str(),
+            incoming.form_version.as_str()
+        ),
+        (b.id.as_str(), b.form_id.as_str(), b.form_version.as_str())
+    );
+    let mut sha = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum (coreutils)");
+    sha.stdin
+        .take()
+        .unwrap()
+        .write_all(incoming.ballot_json.as_bytes())
+        .unwrap();
+    let out = String::from_utf8(sha.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(
+        incoming.content_hash,
+        out.split_whitespace().next().unwrap()
+    );
+}

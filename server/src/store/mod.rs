@@ -14,7 +14,7 @@ mod sqlite;
 
 pub use read::{ReadError, Reader, StoredForm};
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -137,10 +137,13 @@ impl Incoming {
     pub fn from_ballot(b: &analysis::Ballot) -> Incoming {
         let ballot_json =
             serde_json::to_string(b).expect("a ballot is plain data and always serializes");
-        let content_hash = Sha256::digest(ballot_json.as_bytes())
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let content_hash = Sha256::digest(ballot_json.as_bytes()).iter().fold(
+            String::with_capacity(64),
+            |mut hex, byte| {
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            },
+        );
         Incoming {
             response_id: b.id.clone(),
             form_id: b.form_id.clone(),
