@@ -99,7 +99,7 @@ url=$(grep -o 'http://[^ ]*' "$work/out" | head -1)
 # schemathesis 4.32 crashes on its own ("AST constructor recursion depth mismatch").
 "$venv/bin/st" run "${url}api/v1/openapi.json" --url "${url}api/v1" \
   --checks all --exclude-checks positive_data_acceptance \
-  --max-examples 40 --max-time 150 -w 1 --no-color
+  --max-examples 40 --max-time 60 -w 1 --no-color
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 rm -rf "$work"
 
