@@ -59,6 +59,9 @@ pub struct Limits {
     pub max_headers: usize,
     /// Most bytes of headers in one request.
     pub max_header_bytes: usize,
+    /// Ballot submissions (POST and PUT) handled at once; past it the server answers 503
+    /// with Retry-After before reading the body, so a flood cannot grow its memory.
+    pub max_submissions: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +75,7 @@ impl Default for Limits {
             tls_handshake_timeout: Duration::from_secs(10),
             max_headers: 100,
             max_header_bytes: 64 * 1024,
+            max_submissions: 128,
         }
     }
 }

@@ -635,6 +635,79 @@ async fn stalled_and_half_finished_connections_do_not_hold_up_other_clients() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_submission_cap_ballots_are_refused_503_unread_and_taken_once_room_returns() {
+    // One submission at a time; a request's time limit long enough to hold it open.
+    let limits = Limits {
+        max_submissions: 1,
+        request_timeout: Duration::from_secs(600),
+        ..Limits::default()
+    };
+    let s = TestServer::with(Options {
+        limits,
+        ..Options::default()
+    })
+    .await;
+    // A device whose batch is still arriving holds the only place.
+    let mut slow = TcpStream::connect(s.addr()).await.unwrap();
+    slow.write_all(b"POST /api/v1/ballots HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"ballots\": [")
+        .await
+        .unwrap();
+    let c = client();
+    let batch = json!(ballots(3, 31));
+    // Once the slow request has its place, the next is turned away at once.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let busy = loop {
+        let r = c
+            .post(s.api("ballots"))
+            .json(&json!({ "ballots": batch }))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never refused while the slow request held the only place: {}",
+            r.status()
+        );
+        // Taken before the slow request got its place: stored, and a repeat later.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(busy.headers()["retry-after"], "5");
+    let message = busy.json::<Value>().await.unwrap()["error"].to_string();
+    assert!(message.contains("busy"), "{message}");
+    assert!(
+        message.contains("nothing of this request was stored"),
+        "{message}"
+    );
+    // Reading other things is not held up.
+    assert_eq!(get_json(&c, &s.api("health")).await.0, StatusCode::OK);
+    // The slow device goes away; its place is free again and the retry is stored.
+    drop(slow);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (code, body) = post_batch(&c, &s, batch.clone()).await;
+        if code == StatusCode::OK {
+            assert_eq!(
+                body["stored"].as_u64().unwrap() + body["already_stored"].as_u64().unwrap(),
+                3,
+                "{body}"
+            );
+            break;
+        }
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place never came free"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&c, &s).await["ballots"], json!(3));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let limits = Limits {
         header_read_timeout: Duration::from_secs(1),

@@ -11,6 +11,8 @@ pub mod status;
 
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use axum::extract::{OriginalUri, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -40,15 +42,19 @@ struct Inner {
     forms: HeldForms,
     site: Site,
     limits: Limits,
+    /// Permits for the ballot submissions handled at once (`Limits::max_submissions`).
+    submissions: Arc<Semaphore>,
 }
 
 impl AppState {
     pub fn new(store: Store, forms: HeldForms, site: Site, limits: Limits) -> AppState {
+        let submissions = Arc::new(Semaphore::new(limits.max_submissions));
         AppState(Arc::new(Inner {
             store,
             forms,
             site,
             limits,
+            submissions,
         }))
     }
     pub fn store(&self) -> &Store {
@@ -72,15 +78,21 @@ pub fn router(state: AppState) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE]);
+    let submissions = Router::new()
+        .route("/ballots", post(ballots::post))
+        .route("/ballots/{id}", put(ballots::put))
+        .route("/ballots/", put(ballots::put_without_id))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            shed_submissions,
+        ));
     let api = Router::new()
         .route("/health", get(status::health))
         .route("/status", get(status::status))
         .route("/openapi.json", get(status::openapi))
         .route("/forms", get(forms::list))
         .route("/forms/{id}/{version}", get(forms::get))
-        .route("/ballots", post(ballots::post))
-        .route("/ballots/{id}", put(ballots::put))
-        .route("/ballots/", put(ballots::put_without_id))
+        .merge(submissions)
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(cors)
         .fallback(api_not_found);
@@ -107,6 +119,26 @@ pub fn router(state: AppState) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+}
+
+/// Past `max_submissions` ballot requests in progress, the next is answered 503 with
+/// Retry-After at once, before its body is read: under a flood memory stays bounded and
+/// devices come back later (their back-off spreads them out) instead of every request
+/// waiting in memory for the database.
+async fn shed_submissions(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.0.submissions.clone().try_acquire_owned() {
+        // The permit is held until the response is made.
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::Unavailable(format!(
+            "the server is busy with {} ballot requests, nothing of this request was stored; try again later",
+            state.limits().max_submissions
+        ))
+        .into_response(),
+    }
 }
 
 async fn api_not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
