@@ -97,9 +97,10 @@ url=$(grep -o 'http://[^ ]*' "$work/out" | head -1)
 # positive_data_acceptance is left out: a ballot that fits the schema can still break its
 # form's rules and be refused (422), which JSON Schema cannot say. One worker: with two,
 # schemathesis 4.32 crashes on its own ("AST constructor recursion depth mismatch").
-"$venv/bin/st" run "${url}api/v1/openapi.json" --url "${url}api/v1" \
+# It runs in the scratch folder, where it keeps its cache (.schemathesis/).
+(cd "$work" && "$OLDPWD/$venv/bin/st" run "${url}api/v1/openapi.json" --url "${url}api/v1" \
   --checks all --exclude-checks positive_data_acceptance \
-  --max-examples 40 --max-time 60 -w 1 --no-color
+  --max-examples 40 --max-time 60 -w 1 --no-color)
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 rm -rf "$work"
 

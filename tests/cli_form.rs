@@ -213,7 +213,16 @@ fn get(addr: &str, path: &str) -> (String, String, Vec<u8>) {
 #[test]
 fn serve_gives_content_types_the_form_and_nothing_outside_the_site() {
     let site = stand_in_site();
-    let served = serve(site.path(), &["--form", &form("hall.json")]);
+    let db = site.path().join("ballots.db");
+    let served = serve(
+        site.path(),
+        &[
+            "--form",
+            &form("hall.json"),
+            "--database",
+            db.to_str().unwrap(),
+        ],
+    );
     let (status, headers, _) = get(&served.1, "/");
     assert!(status.contains("200"), "{status}");
     assert!(
@@ -259,4 +268,8 @@ fn serve_refuses_a_broken_form_before_listening() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("5 problems found"));
+    // The default database would go beside the form: none is left there for a form that
+    // was refused.
+    let beside = std::path::Path::new(&form("five-mistakes.json")).with_extension("db");
+    assert!(!beside.exists(), "{} was created", beside.display());
 }

@@ -24,6 +24,19 @@ pub struct HeldForms {
 
 impl HeldForms {
     /// Checks the given forms, adds them to the store, and loads every form it holds.
+    /// Checks the given forms (or the built-in one) without touching any database, and
+    /// returns the definition the app will be served, so that a broken form stops the
+    /// server before a database file is created for it.
+    pub fn check(given: &[FormFile]) -> Result<String, String> {
+        for file in given {
+            Form::from_json(&file.source, &file.json).map_err(|p| p.to_string())?;
+        }
+        Ok(given
+            .first()
+            .map_or(DEFAULT_FORM_JSON, |f| f.json.as_str())
+            .to_string())
+    }
+
     pub async fn load(given: &[FormFile], store: &Store) -> Result<HeldForms, String> {
         let default = [FormFile {
             source: "the built-in form".to_string(),

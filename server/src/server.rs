@@ -50,13 +50,16 @@ impl Server {
             Some(files) => Some(crate::tls::acceptor(files).map_err(StartError)?),
             None => None,
         };
+        // Everything that can be checked without the database first: a broken form or a
+        // missing site must not leave a new, empty database file behind.
+        let served = HeldForms::check(&config.forms).map_err(StartError)?;
+        let site = Site::load(&config.site, &served).map_err(StartError)?;
         let store = Store::open(&config.database)
             .await
             .map_err(|e| StartError(format!("cannot open the database: {e}")))?;
         let forms = HeldForms::load(&config.forms, &store)
             .await
             .map_err(StartError)?;
-        let site = Site::load(&config.site, &forms.served().json).map_err(StartError)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -869,7 +869,11 @@ async fn forms_in_the_database_stay_collected_and_a_changed_form_needs_a_new_ver
             json: changed,
         }],
         database: Database::Sqlite(db),
-        site: dir.path().join("none"),
+        site: {
+            let site = dir.path().join("site");
+            write_site(&site);
+            site
+        },
         tls: None,
         limits: Limits::default(),
     };
