@@ -461,33 +461,8 @@ pub fn endpoint(server: Option<&str>) -> String {
 mod tests {
     use super::*;
     use crate::store::memory::Memory;
-    use analysis::ballot::{Answer as A, Grid};
+    use crate::store::tests::ballot;
     use analysis::form::{Form, DEFAULT_FORM_JSON};
-
-    fn ballot(form: &Form, n: usize) -> Ballot {
-        let mut g = Grid::new();
-        for u in &form.units {
-            for c in ["attitude", "efficiency", "lawful", "integrity", "overall"] {
-                g.entry(u.id.clone())
-                    .or_default()
-                    .insert(c.into(), "5".into());
-            }
-        }
-        let mut answers = BTreeMap::new();
-        answers.insert("contact".to_string(), A::Str("often".into()));
-        answers.insert("appr".to_string(), A::Grid(g));
-        Ballot {
-            id: format!("00000000-0000-4000-8000-{n:012}"),
-            form_id: form.id.clone(),
-            form_version: form.version.clone(),
-            device_id: "kiosk-1".into(),
-            group: "public".into(),
-            lang: "zh-CN".into(),
-            started_at: "2026-11-22T01:00:00.000Z".into(),
-            submitted_at: "2026-11-22T01:03:00.000Z".into(),
-            answers,
-        }
-    }
 
     fn memory() -> Memory {
         Memory {

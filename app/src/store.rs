@@ -674,13 +674,14 @@ pub mod memory {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::memory::Memory;
     use super::*;
     use analysis::ballot::{Answer, Grid};
     use analysis::form::DEFAULT_FORM_JSON;
 
-    fn ballot(form: &Form, n: usize) -> Ballot {
+    /// A complete default-form ballot, its id and answers made from `n`.
+    pub(crate) fn ballot(form: &Form, n: usize) -> Ballot {
         let mut g = Grid::new();
         for (i, u) in form.units.iter().enumerate() {
             for c in ["attitude", "efficiency", "lawful", "integrity", "overall"] {

@@ -3,7 +3,6 @@
 //! Rows are read and written one at a time (never collected), so a campaign of any
 //! size exports in little memory; the file appears only when complete.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,6 +10,7 @@ use analysis::{wide_csv, Ballot, Form};
 use anyhow::{bail, Context};
 use pingyi_server::store::{Database, ReadError, Reader, StoredForm};
 
+use super::merge::Out;
 use super::score::load_form;
 
 #[derive(clap::Args)]
@@ -39,33 +39,6 @@ const EXAMPLES: &str = "Examples:
   pingyi export --database sqlite:campaign.db -o all.csv
   pingyi export --database campaign.db -o all.json --form-id minzhu-pingyi --form-version 2
   pingyi export --database postgres://pingyi@db.example/campaign -o all.csv --form my-form.json";
-
-/// The export being written: CSV rows or the elements of a JSON array.
-enum Out<'f, 'w> {
-    Csv(Box<wide_csv::Writer<'f, &'w mut dyn Write>>),
-    Json { w: &'w mut dyn Write, first: bool },
-}
-
-impl Out<'_, '_> {
-    fn write(&mut self, b: &Ballot) -> std::io::Result<()> {
-        match self {
-            Out::Csv(w) => w.write(b),
-            Out::Json { w, first } => {
-                w.write_all(if *first { b"[\n" } else { b",\n" })?;
-                *first = false;
-                serde_json::to_writer_pretty(&mut **w, b)?;
-                Ok(())
-            }
-        }
-    }
-
-    fn finish(self) -> std::io::Result<()> {
-        match self {
-            Out::Csv(w) => (*w).finish()?.flush(),
-            Out::Json { w, first } => w.write_all(if first { b"[]\n" } else { b"\n]\n" }),
-        }
-    }
-}
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let db = Database::parse(&args.database)?;

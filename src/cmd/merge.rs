@@ -30,13 +30,14 @@ const EXAMPLES: &str = "Examples:
   pingyi merge kiosk1.csv kiosk2.csv tablet.json -o all.csv
   pingyi merge day1.json day2.json -o week.json --form my-form.json";
 
-enum Out<'f, 'w> {
+/// The file being written: CSV rows or the elements of a JSON array (also `export`'s).
+pub(super) enum Out<'f, 'w> {
     Csv(Box<wide_csv::Writer<'f, &'w mut dyn Write>>),
     Json { w: &'w mut dyn Write, first: bool },
 }
 
 impl Out<'_, '_> {
-    fn write(&mut self, b: &Ballot) -> std::io::Result<()> {
+    pub(super) fn write(&mut self, b: &Ballot) -> std::io::Result<()> {
         match self {
             Out::Csv(w) => w.write(b),
             Out::Json { w, first } => {
@@ -48,7 +49,7 @@ impl Out<'_, '_> {
         }
     }
 
-    fn finish(self) -> std::io::Result<()> {
+    pub(super) fn finish(self) -> std::io::Result<()> {
         match self {
             Out::Csv(w) => (*w).finish()?.flush(),
             Out::Json { w, first } => w.write_all(if first { b"[]\n" } else { b"\n]\n" }),
