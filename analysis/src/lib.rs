@@ -5,6 +5,7 @@
 //! Native-only parts sit behind the default `native` feature. Nothing here prints,
 //! exits or reads the clock: callers pass inputs in and get values or errors back.
 
+pub mod access_code;
 pub mod aggregate;
 pub mod assess;
 pub mod ballot;

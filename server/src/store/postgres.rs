@@ -15,7 +15,13 @@ use super::{
 };
 
 /// Each migration with the schema version it brings the database to, oldest first.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_campaign.sql"),
+    ),
+];
 
 /// Any number, the same in every Pingyi: serializes migrations of servers starting at once.
 const MIGRATION_LOCK: i64 = 0x5069_6e67_7969;
@@ -58,7 +64,7 @@ impl PgStore {
         Ok(store)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => self.error(e),
             PoolError::Timeout(_) => StoreError::Unavailable(format!(
@@ -263,7 +269,7 @@ impl PgStore {
             .map_err(|e| self.error(e))
     }
 
-    fn error(&self, e: tokio_postgres::Error) -> StoreError {
+    pub(super) fn error(&self, e: tokio_postgres::Error) -> StoreError {
         error(&self.shown, e)
     }
 }

@@ -4,6 +4,7 @@
 //! one-ballot requests costs a handful of fsyncs, not 500). Reads use connections of
 //! their own and, thanks to WAL, never wait for the writer.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,10 @@ use super::{
 };
 
 /// Each migration with the schema version it brings the file to, oldest first.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_campaign.sql")),
+];
 
 /// How long a statement waits for a lock held by another program (a backup, the
 /// `sqlite3` shell) before the request is answered "unavailable".
@@ -41,11 +45,21 @@ enum Job {
     ),
     Refuse(Vec<Refusal>, oneshot::Sender<Result<(), StoreError>>),
     AddForm(FormRecord, oneshot::Sender<Result<(), StoreError>>),
+    /// Any other write (users, codes, closures…), run inside the group's transaction.
+    Exec(
+        Exec,
+        oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+    ),
 }
+
+/// A write given as a closure: it gets the connection and the group's time, and may run
+/// again if its group is retried, so it must only depend on what it captured.
+type Exec = Box<dyn Fn(&Connection, &str) -> rusqlite::Result<Box<dyn Any + Send>> + Send>;
 
 /// What a job did inside the group's transaction, sent once the group is committed.
 enum Done {
     Outcomes(Vec<Outcome>),
+    Value(Box<dyn Any + Send>),
     Nothing,
 }
 
@@ -54,7 +68,7 @@ impl Job {
         match self {
             Job::Submit(batch, _) => batch.len(),
             Job::Refuse(rows, _) => rows.len(),
-            Job::AddForm(..) => 1,
+            Job::AddForm(..) | Job::Exec(..) => 1,
         }
     }
 
@@ -63,6 +77,7 @@ impl Job {
             Job::Submit(batch, _) => submit_in(conn, batch, at).map(Done::Outcomes),
             Job::Refuse(rows, _) => refuse_in(conn, rows, at).map(|()| Done::Nothing),
             Job::AddForm(form, _) => add_form_in(conn, form, at).map(|()| Done::Nothing),
+            Job::Exec(f, _) => f(conn, at).map(Done::Value),
         }
     }
 
@@ -72,7 +87,13 @@ impl Job {
             Job::Submit(_, reply) => {
                 let _ = reply.send(result.map(|done| match done {
                     Done::Outcomes(outcomes) => outcomes,
-                    Done::Nothing => Vec::new(),
+                    _ => Vec::new(),
+                }));
+            }
+            Job::Exec(_, reply) => {
+                let _ = reply.send(result.map(|done| match done {
+                    Done::Value(v) => v,
+                    _ => Box::new(()),
                 }));
             }
             Job::Refuse(_, reply) | Job::AddForm(_, reply) => {
@@ -132,8 +153,23 @@ impl SqliteStore {
         self.write(|reply| Job::Refuse(refused, reply)).await
     }
 
+    /// Runs `f` in the writer's next group transaction and returns what it returned; a
+    /// failure of `f` rolls back only `f`'s own writes (a savepoint).
+    pub(super) async fn exec<T: Send + 'static>(
+        &self,
+        f: impl Fn(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let job: Exec = Box::new(move |conn: &Connection, at: &str| {
+            f(conn, at).map(|v| Box::new(v) as Box<dyn Any + Send>)
+        });
+        let value = self.write(|reply| Job::Exec(job, reply)).await?;
+        Ok(*value
+            .downcast::<T>()
+            .expect("an exec job answers with the type its closure returns"))
+    }
+
     /// Runs `f` on a reading connection in the blocking pool.
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
