@@ -411,7 +411,7 @@ async fn a_reopened_database_keeps_everything() {
                 "SELECT CAST(max(version) AS TEXT) FROM schema_version"
             )
             .await,
-            vec![vec!["1".to_string()]]
+            vec![vec!["2".to_string()]]
         );
     }
 }
