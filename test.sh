@@ -34,6 +34,10 @@ need_apt=()
 command -v c++ >/dev/null || need_apt+=(g++)                # libFuzzer is built from C++
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+# The access-code sheets are PDFs with Chinese text: a CJK font to write them, poppler's
+# pdftotext and pdftoppm to read them back.
+fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-noto-cjk)
+command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || need_apt+=(poppler-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian's ${need_apt[*]}"
   as_root apt-get update -qq
