@@ -373,6 +373,38 @@ async fn repeated_wrong_passwords_are_refused_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_sent_all_at_once_get_no_more_tries() {
+    let (s, store) = TestServer::start(None, None).await;
+    add_user(&store, "wang", "admin", "correct horse").await;
+    let c = client();
+    let attempts: Vec<_> = (0..30)
+        .map(|i| {
+            let (c, url) = (c.clone(), s.admin("session"));
+            tokio::spawn(async move {
+                let password = format!("guess {i}");
+                c.post(url)
+                    .json(&json!({ "name": "wang", "password": password }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for a in attempts {
+        match a.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("{other}"),
+        }
+    }
+    // 5 free failures, and at most one more from the check running beside the fifth.
+    assert!(checked <= 6, "{checked} of 30 guesses were checked");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_from_another_site_cannot_change_anything() {
     let (s, store) = TestServer::start(None, None).await;
     add_user(&store, "wang", "admin", "correct horse").await;
