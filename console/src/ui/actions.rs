@@ -209,9 +209,13 @@ pub fn CloseSection(
     let confirming = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let exported = RwSignal::new(None::<(String, String)>);
+    // The closure this page made, shown at once (the campaigns row follows on refresh).
+    let closed_here = RwSignal::new(None::<Closure>);
     let closure = move || {
-        live.campaign
-            .with(|c| c.as_ref().and_then(|c| c.closed.clone()))
+        closed_here.get().or_else(|| {
+            live.campaign
+                .with(|c| c.as_ref().and_then(|c| c.closed.clone()))
+        })
     };
     let close = {
         let url = campaign_url(&id, &version, "/close");
@@ -220,11 +224,7 @@ pub fn CloseSection(
             confirming.set(false);
             leptos::task::spawn_local(async move {
                 match api::post::<Closure>(&url, &json!({})).await {
-                    Ok(c) => live.campaign.update(|row| {
-                        if let Some(row) = row {
-                            row.closed = Some(c);
-                        }
-                    }),
+                    Ok(c) => closed_here.set(Some(c)),
                     Err(e) => error.set(Some(ctx.failed(&e))),
                 }
             });

@@ -108,7 +108,7 @@ pub fn CampaignPage(id: String, version: String) -> impl IntoView {
         });
     }
     let (id2, v2) = (id.clone(), version.clone());
-    let refresh = move || refresh(live, id2.clone(), v2.clone(), rules.get_untracked());
+    let refresh = move || refresh(ctx, live, id2.clone(), v2.clone(), rules.get_untracked());
     refresh();
     Effect::new({
         let refresh = refresh.clone();
@@ -162,9 +162,8 @@ pub fn CampaignPage(id: String, version: String) -> impl IntoView {
 
 /// Asks for the dashboard, the sources, the code counts and the campaign row at once;
 /// each signal changes only when its answer arrives.
-fn refresh(live: Live, id: String, version: String, rules: String) {
+fn refresh(ctx: super::Ctx, live: Live, id: String, version: String, rules: String) {
     leptos::task::spawn_local(async move {
-        let ctx = ctx();
         let mut dash = campaign_url(&id, &version, "/dashboard");
         if !rules.is_empty() {
             dash.push_str(&format!("?rules={}", js_sys::encode_uri_component(&rules)));
