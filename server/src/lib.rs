@@ -9,7 +9,9 @@
 //! - [`http`]: the router, its layers and the handlers; [`intake`]: checking and storing
 //!   ballots; [`forms`]: the collected forms; [`site`]: the site files; [`tls`]: HTTPS.
 
+pub mod auth;
 pub mod config;
+pub mod export;
 pub mod forms;
 pub mod http;
 pub mod intake;

@@ -2,8 +2,10 @@
 //! the tower layers that apply the limits (body size, time per request), compression,
 //! CORS for devices on other origins, and request logs.
 
+pub mod admin;
 pub mod ballots;
 pub mod body;
+pub mod client;
 pub mod error;
 pub mod forms;
 pub mod site;
@@ -93,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/forms", get(forms::list))
         .route("/forms/{id}/{version}", get(forms::get))
         .merge(submissions)
+        .nest("/admin", admin::routes())
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(cors)
         .fallback(api_not_found);

@@ -7,11 +7,13 @@
 //! The schema lives in `server/migrations/<backend>/`, applied at open and recorded in
 //! the `schema_version` table; docs/database.md describes it.
 
+mod admin;
 mod postgres;
 mod read;
 
 mod sqlite;
 
+pub use admin::{AuditEntry, Closing, Closure, User, CLOSE_LOCK};
 pub use read::{ReadError, Reader, StoredForm};
 
 use std::fmt::{self, Write as _};
