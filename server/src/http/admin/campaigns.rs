@@ -67,10 +67,12 @@ async fn close(
     let form = &held(&state, &id, &version)?.form;
     let closure = match state.store().close(&id, &version, &who.name).await? {
         Closing::Closed(c) => c,
-        Closing::AlreadyClosed(c) => return Err(AdminError::Conflict(format!(
+        Closing::AlreadyClosed(c) => {
+            return Err(AdminError::Conflict(format!(
             "form {id} version {version} was closed at {} by {}; a closed campaign stays closed",
             c.closed_at, c.closed_by
-        ))),
+        )))
+        }
     };
     let made = final_export(&state, form).await?;
     audit(
