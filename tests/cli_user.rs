@@ -164,6 +164,15 @@ fn officials_are_added_listed_and_refused_clearly() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let gone = w.fails(&["user", "remove", "nobody", "--database", &db], 1);
+    let missing = w.fails(&["user", "list", "--database", "campain.db"], 1);
+    assert!(
+        missing.contains("campain.db: no such database"),
+        "{missing}"
+    );
+    assert!(
+        !w.path("campain.db").exists(),
+        "a mistyped path is not made"
+    );
     assert!(gone.contains("there is no official named nobody"), "{gone}");
     w.ok(&["user", "remove", "王芳", "--database", &db]);
     assert_eq!(

@@ -290,6 +290,38 @@ async fn signing_in_and_out_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_refused() {
+    let (s, store) = TestServer::start(None, None).await;
+    add_user(&store, "wang", "admin", "correct horse").await;
+    let c = client();
+    let token = pingyi_server::auth::new_token();
+    let hash = pingyi_server::auth::token_hash(&token);
+    let past = analysis::time::format_rfc3339(1_000_000);
+    store
+        .add_session(&hash, "wang", &past, "127.0.0.1")
+        .await
+        .unwrap();
+    let cookie = format!("pingyi_session={token}");
+    let (status, body) = get_json(&c, &s.admin("session"), Some(&cookie)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, json!({"error": "sign in first"}))
+    );
+    // A token whose session ends in the future is let in (so the refusal was the time).
+    let token = pingyi_server::auth::new_token();
+    let future = analysis::time::format_rfc3339(4_102_444_800_000);
+    let hash = pingyi_server::auth::token_hash(&token);
+    store
+        .add_session(&hash, "wang", &future, "127.0.0.1")
+        .await
+        .unwrap();
+    let cookie = format!("pingyi_session={token}");
+    let (status, _) = get_json(&c, &s.admin("session"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_wrong_passwords_are_refused_with_retry_after() {
     let (s, store) = TestServer::start(None, None).await;
     add_user(&store, "wang", "admin", "correct horse").await;
@@ -337,6 +369,38 @@ async fn repeated_wrong_passwords_are_refused_with_retry_after() {
         attempt("battery staple", "li").await.status(),
         StatusCode::OK
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_sent_all_at_once_get_no_more_tries() {
+    let (s, store) = TestServer::start(None, None).await;
+    add_user(&store, "wang", "admin", "correct horse").await;
+    let c = client();
+    let attempts: Vec<_> = (0..30)
+        .map(|i| {
+            let (c, url) = (c.clone(), s.admin("session"));
+            tokio::spawn(async move {
+                let password = format!("guess {i}");
+                c.post(url)
+                    .json(&json!({ "name": "wang", "password": password }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for a in attempts {
+        match a.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("{other}"),
+        }
+    }
+    // 5 free failures, and at most one more from the check running beside the fifth.
+    assert!(checked <= 6, "{checked} of 30 guesses were checked");
     s.stop().await;
 }
 

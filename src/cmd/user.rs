@@ -72,11 +72,22 @@ struct Db {
 }
 
 impl Db {
-    fn open(&self) -> anyhow::Result<(Database, tokio::runtime::Runtime, Store)> {
+    /// Opens the database; only `add` (`create`) may make a new SQLite file, so a
+    /// mistyped path is not taken for an empty campaign.
+    fn open(&self, create: bool) -> anyhow::Result<(Database, tokio::runtime::Runtime, Store)> {
         let db = match &self.database {
             Some(url) => Database::parse(url).map_err(|e| anyhow::anyhow!("--database: {e}"))?,
             None => Database::Sqlite(PathBuf::from("pingyi.db")),
         };
+        if let Database::Sqlite(path) = &db {
+            if !create && !path.exists() {
+                bail!(
+                    "{}: no such database, expected the one `pingyi serve` stores in \
+                     (give it with --database)",
+                    path.display()
+                );
+            }
+        }
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
         let store = runtime
             .block_on(Store::open(&db))
@@ -103,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             check_name(&name).map_err(anyhow::Error::msg)?;
             let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
-            let (db, runtime, store) = db.open()?;
+            let (db, runtime, store) = db.open(true)?;
             let taken = || {
                 anyhow::anyhow!(
                     "{db}: there is already an official named {name}; choose another name, \
@@ -129,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })?;
         }
         Action::List { db } => {
-            let (db, runtime, store) = db.open()?;
+            let (db, runtime, store) = db.open(false)?;
             let users = runtime.block_on(store.users())?;
             if users.is_empty() {
                 eprintln!(
@@ -141,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Action::Remove { name, db } => {
-            let (db, runtime, store) = db.open()?;
+            let (db, runtime, store) = db.open(false)?;
             runtime.block_on(async {
                 if !store.remove_user(&name).await? {
                     bail!("{db}: there is no official named {name}; see `pingyi user list`");
@@ -158,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             db,
             password_stdin,
         } => {
-            let (db, runtime, store) = db.open()?;
+            let (db, runtime, store) = db.open(false)?;
             let known = runtime.block_on(store.credentials(&name))?.is_some();
             if !known {
                 bail!("{db}: there is no official named {name}; see `pingyi user list`");

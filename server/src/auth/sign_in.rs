@@ -64,13 +64,7 @@ impl SignIns {
         address: IpAddr,
     ) -> Result<Session, SignInError> {
         let shown = cut(name);
-        if let Err(wait) = self.throttle.check(name, address) {
-            tracing::warn!(name = %shown, %address, "sign-in refused: throttled for {} s", wait.as_secs());
-            // Rounded up, so a client that waits exactly this long is let through.
-            return Err(SignInError::Throttled(Duration::from_secs(
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            )));
-        }
+        self.not_throttled(&shown, name, address)?;
         let stored = store.credentials(name).await?;
         let matches = {
             let _permit = self
@@ -78,19 +72,28 @@ impl SignIns {
                 .acquire()
                 .await
                 .map_err(|e| SignInError::Internal(e.to_string()))?;
+            // Again with the permit: attempts sent all at once must not each get a guess
+            // in before the first failures lock the name.
+            self.not_throttled(&shown, name, address)?;
             let password = password.to_string();
             let hash = stored.as_ref().map(|(_, hash)| hash.clone());
-            tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
-                .await
-                .map_err(|e| SignInError::Internal(format!("the password check failed: {e}")))?
+            let matches =
+                tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
+                    .await
+                    .map_err(|e| {
+                        SignInError::Internal(format!("the password check failed: {e}"))
+                    })?;
+            // Counted before the permit goes to the next attempt, which then sees it.
+            let delay = (!matches).then(|| self.throttle.failed(name, address));
+            (matches, delay)
         };
         let address_text = address.to_string();
         let role = match (matches, stored) {
-            (true, Some((role, _))) => {
+            ((true, _), Some((role, _))) => {
                 Role::parse(&role).map_err(|e| SignInError::Internal(format!("{shown}: {e}")))?
             }
-            _ => {
-                let delay = self.throttle.failed(name, address);
+            ((_, delay), _) => {
+                let delay = delay.unwrap_or_default();
                 tracing::warn!(name = %shown, %address, "sign-in failed: wrong name or password");
                 store
                     .audit(
@@ -118,6 +121,18 @@ impl SignIns {
             token,
             name: name.to_string(),
             role,
+        })
+    }
+}
+
+impl SignIns {
+    fn not_throttled(&self, shown: &str, name: &str, address: IpAddr) -> Result<(), SignInError> {
+        self.throttle.check(name, address).map_err(|wait| {
+            tracing::warn!(name = %shown, %address, "sign-in refused: throttled for {} s", wait.as_secs());
+            // Rounded up, so a client that waits exactly this long is let through.
+            SignInError::Throttled(Duration::from_secs(
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            ))
         })
     }
 }
