@@ -57,6 +57,29 @@ impl fmt::Display for Role {
     }
 }
 
+/// The longest official's name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Checks a new official's name: 1 to 64 characters, no control characters, no spaces
+/// at either end (they would make two names that look the same).
+pub fn check_name(name: &str) -> Result<(), String> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS {
+        return Err(format!(
+            "the name {} has {n} characters, expected 1 to {MAX_NAME_CHARS}",
+            analysis::error::quoted(name)
+        ));
+    }
+    if name.chars().any(char::is_control) || name.trim() != name {
+        return Err(format!(
+            "the name {} has control characters or spaces at an end, expected a plain name \
+             such as wang.fang or 王芳",
+            analysis::error::quoted(name)
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a new password's length (in characters, so 中文 passwords count fairly).
 pub fn check_new_password(password: &str) -> Result<(), String> {
     let n = password.chars().count();
@@ -145,6 +168,14 @@ mod tests {
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
         assert_eq!(token_hash(&a).len(), 64);
         assert_ne!(token_hash(&a), token_hash(&b));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("王芳").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name(" wang").unwrap_err().contains("\" wang\""));
+        assert!(check_name(&"x".repeat(65)).is_err());
     }
 
     #[test]

@@ -539,17 +539,18 @@ impl Store {
         }
     }
 
-    /// Calls `each` with the canonical JSON of every stored ballot of the campaign, in
-    /// the order `pingyi export` writes them, one row at a time, and hands `each` back.
-    /// A failure of `each` stops the reading and is returned as `Err(Ok(e))`.
-    pub async fn each_ballot<F, E>(
+    /// Calls `each` with `acc` and the canonical JSON of every stored ballot of the
+    /// campaign, in the order `pingyi export` writes them, one row at a time, in one
+    /// snapshot; returns `acc`. A failure of `each` stops the reading: `Err(Ok(e))`.
+    pub async fn each_ballot<T, E>(
         &self,
         form_id: &str,
         form_version: &str,
-        mut each: F,
-    ) -> Result<F, Result<E, StoreError>>
+        mut acc: T,
+        each: impl Fn(&mut T, &str) -> Result<(), E> + Send + 'static,
+    ) -> Result<T, Result<E, StoreError>>
     where
-        F: FnMut(&str) -> Result<(), E> + Send + 'static,
+        T: Send + 'static,
         E: Send + 'static,
     {
         let (id, version) = (form_id.to_string(), form_version.to_string());
@@ -557,19 +558,21 @@ impl Store {
             Backend::Sqlite(s) => {
                 let read = s
                     .read(move |conn| {
-                        let mut stmt = conn.prepare(&SQL_BALLOTS.replace('$', "?"))?;
+                        // One read transaction: one snapshot, however long the reading.
+                        let tx = conn.unchecked_transaction()?;
+                        let mut stmt = tx.prepare(&SQL_BALLOTS.replace('$', "?"))?;
                         let mut rows = stmt.query([&id, &version])?;
                         while let Some(row) = rows.next()? {
                             let json: String = row.get(0)?;
-                            if let Err(e) = each(&json) {
+                            if let Err(e) = each(&mut acc, &json) {
                                 return Ok(Err(e));
                             }
                         }
-                        Ok(Ok(each))
+                        Ok(Ok(acc))
                     })
                     .await;
                 match read {
-                    Ok(Ok(each)) => Ok(each),
+                    Ok(Ok(acc)) => Ok(acc),
                     Ok(Err(e)) => Err(Ok(e)),
                     Err(e) => Err(Err(e)),
                 }
@@ -592,13 +595,12 @@ impl Store {
                     pin_mut!(rows);
                     while let Some(row) = rows.try_next().await.map_err(fail)? {
                         let json: &str = row.get(0);
-                        each(json).map_err(Ok)?;
+                        each(&mut acc, json).map_err(Ok)?;
                     }
                 }
                 tx.commit().await.map_err(fail)?;
-                Ok(each)
+                Ok(acc)
             }
         }
     }
 }
-
