@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::RateLimits;
-use crate::forms::{HeldForm, HeldForms};
+use crate::forms::HeldForms;
 use crate::store::{Admission, Incoming, Outcome, Reason, Refusal, Store, StoreError};
 
 /// The ballot field that carries an access code.
@@ -232,22 +232,11 @@ fn check(forms: &HeldForms, value: &Value, at: &str) -> Result<(Ballot, Admissio
         return Err(problems);
     }
     let admission = Admission {
-        code_required: code_required(held, &ballot.group),
+        code_required: crate::codes::code_required(&held.json, &ballot.group),
         code,
         ..Admission::default()
     };
     Ok((ballot, admission))
-}
-
-/// Whether the form marks the group as voting with access codes (`"code_required":
-/// true` on the group in the form's definition).
-fn code_required(held: &HeldForm, group: &str) -> bool {
-    let definition: Value = serde_json::from_str(&held.json).unwrap_or_default();
-    definition["groups"].as_array().is_some_and(|groups| {
-        groups
-            .iter()
-            .any(|g| g["id"] == group && g["code_required"] == Value::Bool(true))
-    })
 }
 
 fn refusal(value: &Value, id: &str, problems: &[Problem]) -> Refusal {

@@ -6,9 +6,14 @@
 //! as `code_key`, made once) and `HMAC-SHA256(key, code)`. Without the key, the hashes
 //! in a copied database cannot be tried against the 3.4 × 10¹⁰ possible codes.
 
+pub mod font;
+pub mod sheet;
+
 use std::fmt::Write as _;
 
 use analysis::access_code::{AccessCode, RANDOM_CHARS};
+use analysis::error::quoted;
+use analysis::form::Form;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -47,6 +52,70 @@ pub fn keyed_hash(key_hex: &str, code: &AccessCode) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any length");
     mac.update(code.as_str().as_bytes());
     hex(&mac.finalize().into_bytes())
+}
+
+/// Most codes issued at once (a meeting of 2000 is a large 人大).
+pub const MAX_COUNT: usize = 2000;
+
+/// Whether the form marks `group` as voting with access codes (`"code_required": true`
+/// on the group in the form's definition `form_json`).
+pub fn code_required(form_json: &str, group: &str) -> bool {
+    code_groups(form_json).iter().any(|g| g == group)
+}
+
+/// The groups of a form definition that vote with access codes.
+pub fn code_groups(form_json: &str) -> Vec<String> {
+    let definition: serde_json::Value = serde_json::from_str(form_json).unwrap_or_default();
+    definition["groups"]
+        .as_array()
+        .map(|groups| {
+            groups
+                .iter()
+                .filter(|g| g["code_required"] == serde_json::Value::Bool(true))
+                .filter_map(|g| g["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks a request to issue `count` codes for `group` of a form: the group exists and
+/// votes with codes, and the count is 1 to [`MAX_COUNT`]. Answers the group's name.
+pub fn check_request(
+    form: &Form,
+    form_json: &str,
+    group: &str,
+    count: usize,
+) -> Result<String, String> {
+    let with_codes = code_groups(form_json);
+    let listed = if with_codes.is_empty() {
+        "none (mark a group with \"code_required\": true in the form)".to_string()
+    } else {
+        with_codes.join(", ")
+    };
+    let Some(found) = form.groups.iter().find(|g| g.id == group) else {
+        let all: Vec<&str> = form.groups.iter().map(|g| g.id.as_str()).collect();
+        return Err(format!(
+            "form {} version {} has no group {}; its groups are {}, and those that vote with \
+             codes: {listed}",
+            quoted(&form.id),
+            quoted(&form.version),
+            quoted(group),
+            all.join(", ")
+        ));
+    };
+    if !with_codes.iter().any(|g| g == group) {
+        return Err(format!(
+            "group {} votes without codes (the form does not mark it \"code_required\": \
+             true); groups that vote with codes: {listed}",
+            quoted(group)
+        ));
+    }
+    if count == 0 || count > MAX_COUNT {
+        return Err(format!(
+            "the count is {count}, expected 1 to {MAX_COUNT} codes"
+        ));
+    }
+    Ok(found.label.get("zh-CN").to_string())
 }
 
 fn hex(bytes: &[u8]) -> String {

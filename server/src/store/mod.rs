@@ -15,7 +15,10 @@ mod read;
 mod sqlite;
 
 pub use admin::{AuditEntry, Closing, Closure, User, CLOSE_LOCK};
-pub use codes::Reason;
+pub use codes::{
+    AddressSource, Attendance, CodeCount, DeviceSource, Heartbeat, Issued, Reason, ReasonCount,
+    Sources,
+};
 pub use read::{ReadError, Reader, StoredForm};
 
 pub use crate::config::RateLimits;

@@ -5,9 +5,12 @@
 //!
 //! Each part of the console adds its routes in a module of its own, merged in [`routes`].
 
+mod attendance;
 mod audit;
 mod campaigns;
+mod codes;
 mod session;
+mod sources;
 
 use std::sync::Arc;
 
@@ -172,6 +175,9 @@ pub fn routes() -> Router<AppState> {
         .merge(session::routes())
         .merge(audit::routes())
         .merge(campaigns::routes())
+        .merge(codes::routes())
+        .merge(attendance::routes())
+        .merge(sources::routes())
         .route_layer(middleware::from_fn(same_origin))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
