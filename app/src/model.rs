@@ -495,6 +495,7 @@ impl Draft {
             started_at: self.started_at.clone(),
             submitted_at,
             answers: ballot::relevant_answers(form, &self.answers),
+            access_code: None,
         }
     }
 }
@@ -680,6 +681,7 @@ mod tests {
             started_at: String::new(),
             submitted_at: String::new(),
             answers: BTreeMap::new(),
+            access_code: None,
         };
         let mut c = Contents::default();
         c.forms.insert("f@1".into(), vec![ballot("a"), ballot("b")]);

@@ -704,6 +704,7 @@ pub(crate) mod tests {
             started_at: "2026-11-22T01:00:00.000Z".into(),
             submitted_at: "2026-11-22T01:03:00.000Z".into(),
             answers,
+            access_code: None,
         }
     }
 
