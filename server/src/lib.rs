@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod export;
 pub mod forms;
 pub mod http;

@@ -7,6 +7,8 @@
 
 mod audit;
 mod campaigns;
+mod dashboard;
+mod info;
 mod session;
 
 use std::sync::Arc;
@@ -172,6 +174,8 @@ pub fn routes() -> Router<AppState> {
         .merge(session::routes())
         .merge(audit::routes())
         .merge(campaigns::routes())
+        .merge(dashboard::routes())
+        .merge(info::routes())
         .route_layer(middleware::from_fn(same_origin))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
