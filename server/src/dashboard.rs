@@ -322,7 +322,8 @@ impl Dashboard {
     }
 }
 
-/// The dashboard's JSON: the ballots per unit × group as scoring counted them, per hour
+/// The dashboard's JSON: the ballots per unit × group as scoring counted them (groups of
+/// the vote that rated the unit; void groups are left out, as scoring leaves them), per hour
 /// of arrival, and the score report itself.
 fn body_of(report: &Report, rules: Option<&str>, ballots: u64, per_hour: &[HourCount]) -> Value {
     let by_unit_group: Vec<Value> = report
@@ -331,6 +332,7 @@ fn body_of(report: &Report, rules: Option<&str>, ballots: u64, per_hour: &[HourC
         .flat_map(|u| {
             u.groups
                 .iter()
+                .filter(|(_, r)| r.n > 0)
                 .map(|(g, r)| json!({ "unit": u.unit, "group": g, "n": r.n }))
         })
         .collect();
