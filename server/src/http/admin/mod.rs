@@ -9,6 +9,8 @@ mod attendance;
 mod audit;
 mod campaigns;
 mod codes;
+mod dashboard;
+mod info;
 mod session;
 mod sources;
 
@@ -178,6 +180,8 @@ pub fn routes() -> Router<AppState> {
         .merge(codes::routes())
         .merge(attendance::routes())
         .merge(sources::routes())
+        .merge(dashboard::routes())
+        .merge(info::routes())
         .route_layer(middleware::from_fn(same_origin))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
