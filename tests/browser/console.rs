@@ -236,3 +236,228 @@ async fn an_admin_closes_a_campaign_and_its_export_matches_the_checksum() {
     s.screenshot("console-closed").await;
     s.close().await;
 }
+
+/// Prints the current page to PDF through Chromium's own printing (CSS page size, as a
+/// person printing it gets), into `path`.
+async fn print_to_pdf(s: &Session, path: &Path) {
+    let answer = s
+        .cdp(
+            "Page.printToPDF",
+            serde_json::json!({"preferCSSPageSize": true, "printBackground": true}),
+        )
+        .await;
+    let data = answer["data"]
+        .as_str()
+        .expect("printToPDF answers base64 data");
+    let b64 = path.with_extension("b64");
+    std::fs::write(&b64, data).unwrap();
+    let out = Command::new("base64")
+        .arg("-d")
+        .arg(&b64)
+        .output()
+        .expect("run base64");
+    assert!(out.status.success(), "base64 -d failed");
+    std::fs::write(path, out.stdout).unwrap();
+}
+
+fn pdf_tool(tool: &str, pdf: &Path) -> String {
+    let out = Command::new(tool)
+        .arg(pdf)
+        .args(if tool == "pdftotext" {
+            &["-"][..]
+        } else {
+            &[][..]
+        })
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool} (poppler-utils): {e}"));
+    assert!(out.status.success(), "{tool} failed on {}", pdf.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poster_prints_on_one_a4_page_with_the_title_and_the_qr_code() {
+    let s = Session::start_after(
+        &pkg_dir(),
+        &["--public-url", "http://192.168.1.20:8080/"],
+        |db: &Path| add_user(db, VIEWER.0, "viewer", VIEWER.1),
+    )
+    .await;
+    s.goto("admin/#/poster/minzhu-pingyi/2026.1").await;
+    sign_in(&s, VIEWER).await;
+    assert_eq!(s.find("poster-title").await.text().await.unwrap(), TITLE);
+    s.find("poster-qr").await;
+    assert_eq!(
+        s.find("poster-url").await.text().await.unwrap(),
+        "http://192.168.1.20:8080/"
+    );
+    let svg = s
+        .js("return document.querySelector(\"[data-testid='poster-qr'] svg\").outerHTML")
+        .await;
+    assert!(svg.as_str().unwrap().contains("<path") || svg.as_str().unwrap().contains("<rect"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("poster.pdf");
+    print_to_pdf(&s, &pdf).await;
+    let info = pdf_tool("pdfinfo", &pdf);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Pages:") && l.ends_with(" 1")),
+        "{info}"
+    );
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Page size:") && l.ends_with("(A4)")),
+        "A4: {info}"
+    );
+    let text = pdf_tool("pdftotext", &pdf);
+    assert!(text.contains(TITLE), "{text}");
+    assert!(
+        text.contains("扫码参加评议") && text.contains("Scan to take part"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("打印"),
+        "the print button is not printed: {text}"
+    );
+
+    s.screenshot("console-poster-desktop").await;
+    s.d().set_window_rect(0, 0, 390, 844).await.unwrap();
+    s.screenshot("console-poster-phone").await;
+    s.close().await;
+}
+
+/// The access codes (`K7QM-3XWD`) in a text.
+fn codes_in(text: &str) -> Vec<String> {
+    let mut codes: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| {
+            w.len() == 9
+                && w.as_bytes()[4] == b'-'
+                && w.chars()
+                    .all(|c| c == '-' || c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+        .map(str::to_string)
+        .collect();
+    codes.dedup();
+    codes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_issues_codes_as_a_pdf_sheet_and_sees_them_used() {
+    let s = with_officials().await;
+    s.goto("admin/").await;
+    sign_in(&s, ADMIN).await;
+    s.click(CAMPAIGN).await;
+    s.find("codes-group").await;
+    let note = s.page_text().await;
+    assert!(note.contains("评议码只在发放时出现一次"), "{note}");
+    let count = s.find("codes-count").await;
+    count.clear().await.unwrap();
+    count.send_keys("5").await.unwrap();
+    s.click("issue-pdf").await;
+    let pdf = s.download(".pdf").await;
+    let done = s.find("codes-issued").await.text().await.unwrap();
+    assert!(done.contains("已发放 5 个（人大代表）"), "{done}");
+    let text = pdf_tool("pdftotext", &pdf);
+    let codes = codes_in(&text);
+    assert_eq!(codes.len(), 5, "five codes on the sheet: {text}");
+    s.wait_for_text("the issued count", |t| {
+        t.contains("人大代表: 已发 5 · 已用 0")
+    })
+    .await;
+
+    // A deputy votes with one of them: the console counts it used.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ballots.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_pingyi"))
+        .args(["generate", "--ballots", "200", "--seed", "3", "-o"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut ballot = all
+        .into_iter()
+        .find(|b| b["group"] == "npc")
+        .expect("a deputy's ballot");
+    ballot["access_code"] = serde_json::Value::String(codes[0].clone());
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}api/v1/ballots", s.server.url))
+        .json(&serde_json::json!({ "ballots": [ballot] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["results"][0]["status"], "stored", "{answer}");
+    s.wait_for_text("the used code", |t| t.contains("人大代表: 已发 5 · 已用 1"))
+        .await;
+    s.screenshot("console-codes").await;
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_what_pingyi_score_computes_and_follows_new_ballots() {
+    let s = with_officials().await;
+    s.goto("admin/").await;
+    sign_in(&s, VIEWER).await;
+    s.click(CAMPAIGN).await;
+    s.find("dash-ballots").await;
+    // Ballots arrive while the dashboard is open: it follows without a reload.
+    let stored = post_ballots(&s, 9).await;
+    wait_js(
+        &s,
+        "the new ballots on the dashboard",
+        &format!(
+            "return document.querySelector(\"[data-testid='dash-ballots']\")?.textContent === '{stored}' \
+             && !!document.querySelector(\"[data-testid='scores-table']\")"
+        ),
+    )
+    .await;
+
+    let db = format!("sqlite:{}", s.server.database_path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_pingyi"))
+        .args(["score", &db, "--format", "json"])
+        .output()
+        .expect("run pingyi score");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let units = report["units"].as_array().unwrap();
+    assert!(!units.is_empty());
+    let s = &s;
+    let shown = |testid: String| async move { s.find(&testid).await.text().await.unwrap() };
+    let mut cells = 0;
+    for u in units {
+        let unit = u["unit"].as_str().unwrap();
+        let score = u["score"]
+            .as_f64()
+            .map(|x| format!("{x:.2}"))
+            .unwrap_or_else(|| "—".into());
+        assert_eq!(shown(format!("score-value-{unit}")).await, score, "{unit}");
+        assert_eq!(
+            shown(format!("score-n-{unit}")).await,
+            u["n"].to_string(),
+            "{unit}"
+        );
+        for (group, g) in u["groups"].as_object().unwrap() {
+            let n = g["n"].as_u64().unwrap();
+            assert_eq!(
+                shown(format!("cell-{unit}-{group}")).await,
+                n.to_string(),
+                "{unit} × {group}"
+            );
+            cells += n;
+        }
+    }
+    assert!(cells > 0, "the table counted ballots");
+    assert!(s.shown("per-hour-chart").await, "the hourly chart is drawn");
+    s.screenshot("console-dashboard-desktop").await;
+    s.d().set_window_rect(0, 0, 390, 844).await.unwrap();
+    s.screenshot("console-dashboard-phone").await;
+}

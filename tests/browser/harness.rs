@@ -126,9 +126,11 @@ impl Server {
             .spawn()
             .expect("start pingyi serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout is piped"))
-            .read_line(&mut line)
-            .expect("read the served URL");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        stdout.read_line(&mut line).expect("read the served URL");
+        // Serve goes on printing (the public address's QR code): keep reading, or its
+        // next write fails on a closed pipe and the server stops.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let start = line
             .find("http://")
             .unwrap_or_else(|| panic!("no URL in {line:?}"));

@@ -269,22 +269,27 @@ fn Quorum(live: Live, form: RwSignal<FormInfo>) -> impl IntoView {
         let t = ctx.t();
         let lang = ctx.lang.get();
         let d = live.dashboard.get()?;
-        if d.head_counts.is_empty() {
-            return None;
-        }
-        let quorum = d.scores.get("quorum").cloned().unwrap_or(Value::Null);
         let f = form.get();
+        // The form's groups, then any the head counts name that the form does not.
+        let mut groups: Vec<String> = f.groups.iter().map(|g| g.0.clone()).collect();
+        groups.extend(
+            d.head_counts
+                .keys()
+                .filter(|g| !groups.contains(g))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         Some(view! {
             <h3>{t.quorum}</h3>
             <div class="scroll"><table data-testid="quorum-table">
                 <thead><tr><th>{t.group}</th><th>{t.present}</th><th>{t.members}</th><th>{t.returned_of_issued}</th><th>{t.quorum}</th></tr></thead>
                 <tbody>
-                {d.head_counts.iter().map(|(g, h)| {
+                {groups.iter().map(|g| {
+                    let h = d.head_counts.get(g).cloned().unwrap_or_default();
                     let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "—".into());
-                    let state = match quorum_met(&quorum, g) {
-                        Some(true) => t.quorum_met,
-                        Some(false) => t.quorum_not_met,
-                        None => t.quorum_unknown,
+                    let state = match void_reason(&d.scores, g) {
+                        Some(reason) => format!("{}: {reason}", t.group_void),
+                        None => t.group_counts.to_string(),
                     };
                     view! { <tr data-testid=format!("quorum-{g}")>
                         <th>{f.group_label(g, lang)}</th>
@@ -300,21 +305,20 @@ fn Quorum(live: Live, form: RwSignal<FormInfo>) -> impl IntoView {
     }
 }
 
-/// Whether the score report says the group met its quorum: `quorum` is read as an object
-/// per group with a boolean `met`, or a list of such objects naming their `group`.
-fn quorum_met(quorum: &Value, group: &str) -> Option<bool> {
-    let entry = match quorum {
-        Value::Object(o) => o.get(group).cloned(),
-        Value::Array(a) => a
-            .iter()
-            .find(|e| e.get("group").and_then(Value::as_str) == Some(group))
-            .cloned(),
-        _ => None,
-    }?;
-    entry
-        .get("met")
-        .and_then(Value::as_bool)
-        .or_else(|| entry.as_bool())
+/// Why the score report left a group's vote out (quorum not met, more returned than
+/// issued), in the report's own words; `None` when the group counts.
+fn void_reason(scores: &Value, group: &str) -> Option<String> {
+    scores
+        .get("void_groups")?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("group").and_then(Value::as_str) == Some(group))
+        .map(|v| {
+            v.get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        })
 }
 
 /// A number as the score table shows it: two decimals.
