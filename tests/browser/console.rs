@@ -343,7 +343,7 @@ fn codes_in(text: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_issues_codes_as_a_pdf_sheet_and_sees_them_used() {
+async fn an_admin_issues_codes_as_a_pdf_sheet_sees_them_used_and_records_the_meeting() {
     let s = with_officials().await;
     s.goto("admin/").await;
     sign_in(&s, ADMIN).await;
@@ -395,6 +395,29 @@ async fn an_admin_issues_codes_as_a_pdf_sheet_and_sees_them_used() {
     s.wait_for_text("the used code", |t| t.contains("人大代表: 已发 5 · 已用 1"))
         .await;
     s.screenshot("console-codes").await;
+
+    // The meeting: 40 of the 60 deputies are present.
+    s.type_into("present-npc", "40").await;
+    s.type_into("members-npc", "60").await;
+    s.click("record-npc").await;
+    s.wait_for_text("the recorded attendance", |t| t.contains("wang.fang 于 "))
+        .await;
+    let stored = s
+        .js(
+            "return await fetch('/api/v1/admin/campaigns/minzhu-pingyi/2026.1/attendance') \
+             .then((r) => r.json())",
+        )
+        .await;
+    let npc = stored["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "npc")
+        .unwrap_or_else(|| panic!("no npc attendance in {stored}"));
+    assert_eq!(
+        (npc["present"].as_u64(), npc["members"].as_u64()),
+        (Some(40), Some(60))
+    );
     s.close().await;
 }
 
