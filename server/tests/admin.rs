@@ -291,6 +291,38 @@ async fn signing_in_and_out_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_refused() {
+    let (s, store) = TestServer::start(None, None).await;
+    add_user(&store, "wang", "admin", "correct horse").await;
+    let c = client();
+    let token = pingyi_server::auth::new_token();
+    let hash = pingyi_server::auth::token_hash(&token);
+    let past = analysis::time::format_rfc3339(1_000_000);
+    store
+        .add_session(&hash, "wang", &past, "127.0.0.1")
+        .await
+        .unwrap();
+    let cookie = format!("pingyi_session={token}");
+    let (status, body) = get_json(&c, &s.admin("session"), Some(&cookie)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, json!({"error": "sign in first"}))
+    );
+    // A token whose session ends in the future is let in (so the refusal was the time).
+    let token = pingyi_server::auth::new_token();
+    let future = analysis::time::format_rfc3339(4_102_444_800_000);
+    let hash = pingyi_server::auth::token_hash(&token);
+    store
+        .add_session(&hash, "wang", &future, "127.0.0.1")
+        .await
+        .unwrap();
+    let cookie = format!("pingyi_session={token}");
+    let (status, _) = get_json(&c, &s.admin("session"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_wrong_passwords_are_refused_with_retry_after() {
     let (s, store) = TestServer::start(None, None).await;
     add_user(&store, "wang", "admin", "correct horse").await;

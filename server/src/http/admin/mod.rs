@@ -5,11 +5,14 @@
 //!
 //! Each part of the console adds its routes in a module of its own, merged in [`routes`].
 
+mod attendance;
 mod audit;
 mod campaigns;
 mod dashboard;
 mod info;
+mod codes;
 mod session;
+mod sources;
 
 use std::sync::Arc;
 
@@ -176,6 +179,9 @@ pub fn routes() -> Router<AppState> {
         .merge(campaigns::routes())
         .merge(dashboard::routes())
         .merge(info::routes())
+        .merge(codes::routes())
+        .merge(attendance::routes())
+        .merge(sources::routes())
         .route_layer(middleware::from_fn(same_origin))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
