@@ -22,6 +22,29 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Body, header, connection and time limits.
     pub limits: Limits,
+    /// The live dashboard's rules files and the public address.
+    pub dashboard: DashboardSettings,
+}
+
+/// What the console's dashboard and posters need from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct DashboardSettings {
+    /// Rules files the dashboard can score with (`--rules`), by name.
+    pub rules: Vec<RulesFile>,
+    /// The address respondents open (`--public-url`); when left out, the listen address,
+    /// or the first LAN address when listening on every address.
+    pub public_url: Option<String>,
+}
+
+/// A rules file as read from a file, checked against the served form before start.
+#[derive(Debug, Clone)]
+pub struct RulesFile {
+    /// The file's name, for messages (as `pingyi score --rules` names it).
+    pub source: String,
+    /// The name the dashboard asks for it by: the file's stem (`congress-quorum`).
+    pub name: String,
+    /// The rules file (TOML text).
+    pub text: String,
 }
 
 /// A form definition as read from a file.

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod codes;
 pub mod config;
+pub mod dashboard;
 pub mod export;
 pub mod forms;
 pub mod http;

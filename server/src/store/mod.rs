@@ -8,6 +8,7 @@
 //! the `schema_version` table; docs/database.md describes it.
 
 mod admin;
+pub mod arrivals;
 mod codes;
 mod postgres;
 mod read;

@@ -8,6 +8,8 @@
 mod attendance;
 mod audit;
 mod campaigns;
+mod dashboard;
+mod info;
 mod codes;
 mod session;
 mod sources;
@@ -175,6 +177,8 @@ pub fn routes() -> Router<AppState> {
         .merge(session::routes())
         .merge(audit::routes())
         .merge(campaigns::routes())
+        .merge(dashboard::routes())
+        .merge(info::routes())
         .merge(codes::routes())
         .merge(attendance::routes())
         .merge(sources::routes())
