@@ -84,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
     };
     let form = Form::from_json(&source, &json).map_err(|p| anyhow::anyhow!("{p}"))?;
-    let label = codes::check_request(&form, &json, &args.group, args.count)
+    let label = codes::check_request(&form, &args.group, args.count)
         .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     let kinds = args
         .output
