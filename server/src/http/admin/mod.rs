@@ -177,11 +177,11 @@ pub fn routes() -> Router<AppState> {
         .merge(session::routes())
         .merge(audit::routes())
         .merge(campaigns::routes())
+        .merge(dashboard::routes())
+        .merge(info::routes())
         .merge(codes::routes())
         .merge(attendance::routes())
         .merge(sources::routes())
-        .merge(dashboard::routes())
-        .merge(info::routes())
         .route_layer(middleware::from_fn(same_origin))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
