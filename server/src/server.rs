@@ -17,9 +17,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
 use crate::config::{Config, Limits};
 use crate::forms::HeldForms;
+use crate::http::client::Peer;
 use crate::http::{router, AppState};
 use crate::site::Site;
 use crate::store::Store;
@@ -118,7 +120,17 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
-            let service = TowerToHyperService::new(self.app.clone());
+            // Handlers learn the client's address and the scheme from this extension.
+            let connection = Peer {
+                addr: peer,
+                tls: self.tls.is_some(),
+            };
+            let service = TowerToHyperService::new(self.app.clone().map_request(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(connection);
+                    request
+                },
+            ));
             let (h1, h2) = (h1.clone(), h2.clone());
             let tls = self.tls.clone();
             let watcher = graceful.watcher();

@@ -1,16 +1,17 @@
 //! `pingyi export`: the ballots a collection server stored, written back out as one
 //! export file, the same wide CSV or JSON that a device and `pingyi merge` write.
 //! Rows are read and written one at a time (never collected), so a campaign of any
-//! size exports in little memory; the file appears only when complete.
+//! size exports in little memory; the file appears only when complete. The writing is
+//! the server's (`pingyi_server::export`), so the console's export has the same bytes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use analysis::{wide_csv, Ballot, Form};
-use anyhow::{bail, Context};
+use analysis::Form;
+use anyhow::bail;
+use pingyi_server::export::{Export, ExportError, Format};
 use pingyi_server::store::{Database, ReadError, Reader, StoredForm};
 
-use super::merge::Out;
 use super::score::load_form;
 
 #[derive(clap::Args)]
@@ -64,14 +65,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reader = Reader::open(&db)?;
     let stored = reader.forms()?;
     let form = choose_form(&args, reader.name(), &stored)?;
+    let format = if json { Format::Json } else { Format::Csv };
     let written = crate::output::write_atomically(&args.output, |w| {
-        let mut out = if json {
-            Out::Json { w, first: true }
-        } else {
-            Out::Csv(Box::new(wide_csv::Writer::new(&form, w)?))
-        };
-        let n = copy_ballots(&mut reader, &form, &mut out)?;
-        out.finish()?;
+        let name = reader.name().to_string();
+        let mut export = Export::new(&form, format, w, &name)?;
+        copy_ballots(&mut reader, &mut export, args.form.is_some())?;
+        let (_, n) = export.finish()?;
         Ok(n)
     })?;
     eprintln!(
@@ -101,33 +100,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Streams the ballots of `form` from the database into `out`, each checked against the
-/// form so that no answer is dropped by columns that do not hold it.
-fn copy_ballots(reader: &mut Reader, form: &Form, out: &mut Out<'_, '_>) -> anyhow::Result<u64> {
-    let name = reader.name().to_string();
-    let mut n = 0u64;
-    let copied = reader.ballots(&form.id, &form.version, |json| -> anyhow::Result<()> {
-        let b: Ballot = serde_json::from_str(json).with_context(|| {
-            format!(
-                "{name}: a stored ballot is not a ballot: {}",
-                analysis::error::cut(json)
-            )
-        })?;
-        if let Some(p) = b.problems(form).into_iter().next() {
-            bail!(
-                "{name}: ballot {}: {}: {} (the form given does not fit the ballots stored \
-                 for it; export with the form as the database holds it, without --form)",
-                analysis::error::quoted(&b.id),
-                p.path,
-                p.message
-            );
-        }
-        out.write(&b)?;
-        n += 1;
-        Ok(())
+/// Streams the ballots of the export's form from the database into it. A ballot that
+/// does not fit the form given with --form is refused (its answers would be lost).
+fn copy_ballots(
+    reader: &mut Reader,
+    export: &mut Export<'_, &mut dyn std::io::Write>,
+    form_given: bool,
+) -> anyhow::Result<()> {
+    let (id, version) = (export.form().id.clone(), export.form().version.clone());
+    let copied = reader.ballots(&id, &version, |json| -> anyhow::Result<()> {
+        export.ballot(json).map_err(|e| match e {
+            ExportError::Misfit { .. } if form_given => anyhow::anyhow!(
+                "{e} (the form given does not fit the ballots stored for it; export with the \
+                 form as the database holds it, without --form)"
+            ),
+            other => other.into(),
+        })
     });
     match copied {
-        Ok(()) => Ok(n),
+        Ok(()) => Ok(()),
         Err(ReadError::Store(e)) => Err(e.into()),
         Err(ReadError::Stopped(e)) => Err(e),
     }

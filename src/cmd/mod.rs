@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod aggregate;
 pub mod assess;
 pub mod build;
+pub mod codes;
 pub mod export;
 pub mod form;
 pub mod generate;
@@ -14,6 +15,7 @@ pub mod merge;
 pub mod package;
 pub mod score;
 pub mod serve;
+pub mod user;
 
 /// Pingyi 评议: offline 民主评议 / 满意度测评 questionnaires, from form to score.
 #[derive(Parser)]
@@ -55,6 +57,10 @@ enum Command {
     Assess(assess::Args),
     /// Write synthetic ballots (for trying things out and for benchmarks).
     Generate(generate::Args),
+    /// Officials who sign in to the campaign console: add, list, remove, passwd.
+    User(user::Args),
+    /// Issue one-time access codes (投票码) for a group: a printable PDF sheet or CSV.
+    Codes(codes::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code for results such as "form has problems".
@@ -70,5 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Score(args) => score::run(args),
         Command::Assess(args) => assess::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::User(args) => user::run(args),
+        Command::Codes(args) => codes::run(args),
     }
 }

@@ -2,8 +2,11 @@
 //! the tower layers that apply the limits (body size, time per request), compression,
 //! CORS for devices on other origins, and request logs.
 
+pub mod admin;
 pub mod ballots;
 pub mod body;
+pub mod client;
+pub mod devices;
 pub mod error;
 pub mod forms;
 pub mod site;
@@ -92,7 +95,9 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(status::openapi))
         .route("/forms", get(forms::list))
         .route("/forms/{id}/{version}", get(forms::get))
+        .route("/devices/{device_id}", put(devices::put))
         .merge(submissions)
+        .nest("/admin", admin::routes())
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(cors)
         .fallback(api_not_found);
