@@ -483,6 +483,22 @@ pub fn check_server(typed: &str) -> Option<String> {
         .then(|| s.trim_end_matches('/').to_string())
 }
 
+/// The heartbeat endpoint of device `device` (already encoded as a path segment), beside
+/// the batch endpoint.
+pub fn device_endpoint(server: Option<&str>, device: &str) -> String {
+    let path = format!("api/v1/devices/{device}");
+    match server {
+        Some(base) if !base.is_empty() => format!("{base}/{path}"),
+        _ => path,
+    }
+}
+
+/// The heartbeat's body: how many ballots wait on this device, and the form it takes.
+pub fn heartbeat_body(waiting: usize, form_id: &str, form_version: &str) -> String {
+    serde_json::json!({"waiting": waiting, "form_id": form_id, "form_version": form_version})
+        .to_string()
+}
+
 /// The batch endpoint: the same origin as the app (relative to the page) when no server
 /// is set, else under the server address.
 pub fn endpoint(server: Option<&str>) -> String {
@@ -799,6 +815,15 @@ mod tests {
             assert_eq!(check_server(bad), None, "{bad}");
         }
         assert_eq!(endpoint(None), "api/v1/ballots");
+        assert_eq!(device_endpoint(None, "kiosk-1"), "api/v1/devices/kiosk-1");
+        assert_eq!(
+            device_endpoint(Some("http://10.0.0.5"), "%E5%A4%A7%E5%8E%85"),
+            "http://10.0.0.5/api/v1/devices/%E5%A4%A7%E5%8E%85"
+        );
+        assert_eq!(
+            heartbeat_body(3, "minzhu-pingyi", "2026.1"),
+            r#"{"form_id":"minzhu-pingyi","form_version":"2026.1","waiting":3}"#
+        );
         assert_eq!(
             endpoint(Some("http://10.0.0.5")),
             "http://10.0.0.5/api/v1/ballots"

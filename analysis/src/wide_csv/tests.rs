@@ -30,6 +30,23 @@ fn export_starts_with_bom_and_design_header() {
 }
 
 #[test]
+fn an_access_code_is_never_written_beside_the_answers() {
+    let form = Form::default_form();
+    let mut b = ballot(&form, "b1");
+    b.group = "npc".into();
+    b.access_code = Some("K7QM-3XWD".into());
+    b.answers
+        .insert("suggestion".into(), Answer::Str("好".into()));
+    let text = to_string(&form, &[b.clone()]);
+    assert!(
+        !text.contains("K7QM") && !text.contains("access_code"),
+        "{text}"
+    );
+    b.access_code = None;
+    assert_eq!(text, to_string(&form, &[b]), "the code changes nothing");
+}
+
+#[test]
 fn formula_text_is_neutralized_and_read_back_unchanged() {
     let form = Form::default_form();
     let mut b = ballot(&form, "b1");
