@@ -394,6 +394,12 @@ async fn an_admin_issues_codes_as_a_pdf_sheet_sees_them_used_and_records_the_mee
     assert_eq!(answer["results"][0]["status"], "stored", "{answer}");
     s.wait_for_text("the used code", |t| t.contains("人大代表: 已发 5 · 已用 1"))
         .await;
+    wait_js(
+        &s,
+        "the used code in the unit × group table",
+        "return document.querySelector(\"[data-testid='codes-used-npc']\")?.textContent === '1/5'",
+    )
+    .await;
     s.screenshot("console-codes").await;
 
     // The meeting: 40 of the 60 deputies are present.
