@@ -117,6 +117,23 @@ async fn an_official_signs_in_after_a_wrong_password_and_signs_out() {
     s.wait_for_text("English", |t| t.contains("Signed in: wang.fang (admin)"))
         .await;
     s.click("lang").await;
+    // The console came from the network: the citizens' cache holds none of its files.
+    let cached = s
+        .js("return await caches.keys().then(async (keys) => { const urls = []; \
+             for (const k of keys) { for (const r of await (await caches.open(k)).keys()) urls.push(r.url); } \
+             return urls; })")
+        .await;
+    let cached: Vec<&str> = cached
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(
+        cached.iter().any(|u| u.ends_with("/pingyi_app_bg.wasm")),
+        "{cached:?}"
+    );
+    assert!(!cached.iter().any(|u| u.contains("/admin")), "{cached:?}");
 
     // A reload keeps the session (the cookie), sign-out ends it.
     s.reload().await;
