@@ -9,6 +9,9 @@
 importScripts('./build.js');
 
 const CACHE = 'pingyi-' + self.PINGYI_BUILD;
+// The officials' console (admin/ beside this script) is a bundle of its own: it always
+// comes from the network, never from the citizens' cache.
+const CONSOLE = new URL('./admin', self.location).pathname;
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
@@ -41,6 +44,9 @@ self.addEventListener('fetch', (event) => {
   // The collection API is never answered from the cache, and its answers are never
   // cached: a ballot counts as delivered only when the server itself said so.
   if (req.method !== 'GET' || url.origin !== self.location.origin || url.pathname.includes('/api/')) {
+    return;
+  }
+  if (url.pathname === CONSOLE || url.pathname.startsWith(CONSOLE + '/')) {
     return;
   }
   event.respondWith((async () => {

@@ -2,7 +2,9 @@
 //! library (so no tool is downloaded), and writes the generated files beside the
 //! committed ones (index.html, sw.js, style.css, manifest, icon).
 //!
-//! Generated: `pingyi_app.js`, `pingyi_app_bg.wasm`; `pingyi build` adds `form.json` (the
+//! Generated: `pingyi_app.js`, `pingyi_app_bg.wasm`, and the officials' console in
+//! `admin/` (`pingyi_console.js`, `pingyi_console_bg.wasm`: a bundle of its own, never
+//! loaded or cached by the citizens' app); `pingyi build` adds `form.json` (the
 //! form the app starts with) and `build.js`, which names this build and the files the
 //! service worker must cache (`pingyi serve` makes those two in memory instead). `sw.js`
 //! imports `build.js`, so a new build changes the worker's bytes and the browser installs
@@ -44,7 +46,20 @@ pub fn build(pkg: &Path, form_json: &str) -> anyhow::Result<()> {
     write_form(pkg, form_json)
 }
 
-/// Builds the app for wasm32 and writes the wasm and its JS bindings into `pkg`.
+/// The wasm bundles of the site: (package, its wasm file's stem, the folder under the
+/// site, the name of the generated files).
+const BUNDLES: &[(&str, &str, &str, &str)] = &[
+    ("pingyi-app", "pingyi-app", "", "pingyi_app"),
+    (
+        "pingyi-console",
+        "pingyi-console",
+        "admin",
+        "pingyi_console",
+    ),
+];
+
+/// Builds the app and the console for wasm32 and writes each wasm and its JS bindings into
+/// `pkg` (the console's into `pkg/admin/`).
 pub fn build_app(pkg: &Path) -> anyhow::Result<()> {
     let root = workspace_root();
     if !root.join("Cargo.toml").is_file() {
@@ -60,39 +75,44 @@ pub fn build_app(pkg: &Path) -> anyhow::Result<()> {
     // browser tests build the app, and the wasm artifacts never mix with native ones.
     let target_dir = root.join("target").join("app");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("pingyi: building the form app for {WASM_TARGET} (release)…");
+    eprintln!("pingyi: building the form app and the console for {WASM_TARGET} (release)…");
+    let mut args = vec![
+        "build",
+        "--profile",
+        "wasm-release",
+        "--target",
+        WASM_TARGET,
+    ];
+    for (package, ..) in BUNDLES {
+        args.extend(["-p", package]);
+    }
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args([
-            "build",
-            "--profile",
-            "wasm-release",
-            "--target",
-            WASM_TARGET,
-            "-p",
-            "pingyi-app",
-        ])
+        .args(&args)
         .env("CARGO_TARGET_DIR", &target_dir)
         .status()
         .with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
     if !status.success() {
         bail!("building the form app failed (cargo exited with {status}); see the messages above");
     }
-    let wasm = target_dir
-        .join(WASM_TARGET)
-        .join("wasm-release")
-        .join("pingyi-app.wasm");
-    eprintln!("pingyi: generating JS bindings into {}", pkg.display());
-    wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&wasm)
-        .web(true)?
-        .omit_default_module_path(false)
-        .typescript(false)
-        .remove_name_section(true)
-        .remove_producers_section(true)
-        .out_name("pingyi_app")
-        .generate(pkg)
-        .with_context(|| format!("wasm-bindgen failed on {}", wasm.display()))?;
+    for (_, stem, folder, out_name) in BUNDLES {
+        let wasm = target_dir
+            .join(WASM_TARGET)
+            .join("wasm-release")
+            .join(format!("{stem}.wasm"));
+        let out = pkg.join(folder);
+        eprintln!("pingyi: generating JS bindings into {}", out.display());
+        wasm_bindgen_cli_support::Bindgen::new()
+            .input_path(&wasm)
+            .web(true)?
+            .omit_default_module_path(false)
+            .typescript(false)
+            .remove_name_section(true)
+            .remove_producers_section(true)
+            .out_name(out_name)
+            .generate(&out)
+            .with_context(|| format!("wasm-bindgen failed on {}", wasm.display()))?;
+    }
     Ok(())
 }
 

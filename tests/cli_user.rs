@@ -279,6 +279,7 @@ fn the_consoles_export_is_pingyi_exports(w: &Work, database: &str) {
             site: site.clone(),
             tls: None,
             limits: Limits::default(),
+            dashboard: Default::default(),
         };
         let server = Server::bind(config).await.expect("the server starts");
         let api = format!("{}api/v1/admin/", server.url());

@@ -90,6 +90,8 @@ pub struct Rules {
     pub rates: Rates,
     /// 基数: the denominator of rates, and the void rule.
     pub denominator: Denominator,
+    /// 法定人数: groups whose vote counts only when enough members were present.
+    pub quorum: Option<Quorum>,
     /// 排名: ranking and the minimum n.
     pub ranking: Ranking,
     /// 等次: how grades are given.
@@ -257,6 +259,78 @@ pub struct Denominator {
     pub basis: Basis,
     /// Head counts per group id.
     pub groups: BTreeMap<String, HeadCounts>,
+}
+
+/// 法定人数: for the listed groups (a congress's deputies, a committee's members), the vote
+/// is graded only when the members present (`present`) reach `share` of all members
+/// (`members`), both from `[denominator.groups.G]` or the collection database's
+/// attendance. Otherwise, or without those counts, the group's ballots are void.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Quorum {
+    /// The group ids the quorum applies to.
+    pub groups: Vec<String>,
+    /// The share of members that must be present (default one half).
+    #[serde(default = "Share::half")]
+    pub share: Share,
+    /// `true` (default): strictly more than the share (超过半数); `false`: at least (达到).
+    #[serde(default = "more_than_default")]
+    pub more_than: bool,
+}
+
+fn more_than_default() -> bool {
+    true
+}
+
+impl Quorum {
+    /// Why group `id` (shown as `zh` / `en`) is not graded under this quorum with head
+    /// counts `h`, in Chinese and in English; `None` when the quorum is met or does not
+    /// apply to the group.
+    pub fn unmet(&self, id: &str, zh: &str, en: &str, h: &HeadCounts) -> Option<String> {
+        if !self.groups.iter().any(|g| g == id) {
+            return None;
+        }
+        let (Some(present), Some(members)) = (h.present, h.members) else {
+            return Some(format!(
+                "{zh}: 未记录实到人数和应到人数，无法确认达到法定人数，不计分 \
+                 ({en}: members present and all members not recorded, so the quorum cannot be confirmed and the vote is not graded)"
+            ));
+        };
+        if present > members {
+            return Some(format!(
+                "{zh}: 实到 {present} 人多于应到 {members} 人，人数有误，不计分 \
+                 ({en}: {present} present but only {members} members, the head counts are wrong and the vote is not graded)"
+            ));
+        }
+        if members > 0
+            && self
+                .share
+                .reached(present as f64, members as f64, !self.more_than)
+        {
+            return None;
+        }
+        let (zh_share, en_share) = self.words();
+        Some(format!(
+            "{zh}: 实到 {present} 人，应到 {members} 人，未{zh_share}，不计分 \
+             ({en}: {present} of {members} members present, not {en_share}, so the vote is not graded)"
+        ))
+    }
+
+    /// The rule in words: "超过半数" / "more than half".
+    pub fn words(&self) -> (String, String) {
+        let s = self.share;
+        let (zh, en) = match (s.num, s.den) {
+            (n, d) if n * 2 == d => ("半数".to_string(), "half".to_string()),
+            (n, d) if n * 3 == d * 2 => ("三分之二".to_string(), "two thirds".to_string()),
+            (n, d) if n == d => ("全体".to_string(), "all".to_string()),
+            (n, d) => (format!("{d}分之{n}"), format!("{n}/{d}")),
+        };
+        if self.more_than {
+            (format!("超过{zh}"), format!("more than {en}"))
+        } else {
+            (format!("达到{zh}"), format!("at least {en}"))
+        }
+    }
 }
 
 /// Whom a unit is ranked against.
@@ -946,6 +1020,9 @@ impl Checker {
         let criterion_weights = self.criterion_weights(&rules.criteria, &crit_ids, form_weights);
         let group_weights = self.group_weights(&rules.groups, &group_ids);
         self.denominator(&rules.denominator, &group_ids, &group_weights);
+        if let Some(q) = &rules.quorum {
+            self.quorum(q, &group_ids);
+        }
         let (rate_criteria, rate_groups) = self.rate_pools(&rules.rates, &crit_ids, &group_ids);
         self.grading("grading", &rules.grading, &crit_ids, scale);
         self.naming(rules.naming.as_ref(), &rules.grading);
@@ -1280,6 +1357,35 @@ impl Checker {
         }
     }
 
+    /// `[quorum]`: known groups, and a share that some attendance can meet.
+    fn quorum(&mut self, q: &Quorum, group_ids: &[String]) {
+        if q.groups.is_empty() {
+            self.bad(
+                "quorum.groups".to_string(),
+                format!(
+                    "is empty, expected the groups the quorum applies to, some of: {}",
+                    group_ids.join(", ")
+                ),
+            );
+        }
+        for (i, id) in q.groups.iter().enumerate() {
+            self.group(format!("quorum.groups[{i}]"), id, group_ids);
+        }
+        if q.share.num == 0 {
+            self.bad(
+                "quorum.share".to_string(),
+                "is 0, which any attendance meets; expected a share above 0 such as \"1/2\"",
+            );
+        }
+        if q.more_than && q.share.num == q.share.den {
+            self.bad(
+                "quorum.share".to_string(),
+                "is all members with more_than = true, which no attendance can meet; \
+                 expected a share below 1, or more_than = false",
+            );
+        }
+    }
+
     /// The criteria and groups (indexes) that rates pool.
     fn rate_pools(
         &mut self,
@@ -1514,6 +1620,43 @@ mod tests {
     fn check(text: &str) -> Result<Resolved, Vec<String>> {
         Rules::from_toml("r.toml", text, &Form::default_form())
             .map_err(|p| p.problems.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn a_quorum_that_cannot_work_is_refused() {
+        let e = check("[quorum]\ngroups = [\"npcc\"]\n").unwrap_err();
+        assert!(
+            e[0].contains("quorum.groups[0]")
+                && e[0].contains("\"npcc\" is not a respondent group"),
+            "{e:?}"
+        );
+        let e = check("[quorum]\ngroups = [\"npc\"]\nshare = 1.5\n").unwrap_err();
+        assert!(
+            e[0].contains("1.5") && e[0].contains("expected a number from 0 to 1"),
+            "{e:?}"
+        );
+        let e = check("[quorum]\ngroups = [\"npc\"]\nshare = 0\n").unwrap_err();
+        assert!(
+            e[0].contains("quorum.share") && e[0].contains("above 0"),
+            "{e:?}"
+        );
+        let e = check("[quorum]\ngroups = [\"npc\"]\nshare = 1\n").unwrap_err();
+        assert!(e[0].contains("no attendance can meet"), "{e:?}");
+        let e = check("[quorum]\ngroups = []\n").unwrap_err();
+        assert!(
+            e[0].contains("quorum.groups") && e[0].contains("is empty"),
+            "{e:?}"
+        );
+        let ok =
+            check("[quorum]\ngroups = [\"npc\", \"cppcc\"]\nshare = \"2/3\"\nmore_than = false\n");
+        let q = ok.unwrap().rules.quorum.unwrap();
+        assert_eq!(
+            q.words(),
+            (
+                "达到三分之二".to_string(),
+                "at least two thirds".to_string()
+            )
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Everything is computed from the counts and moments, exactly, in the order below; the
 //! statistical methods themselves live in [`crate::stats`].
 //!
-//! 1. **Void groups.** When a group's returned ballots exceed the ballots issued, its vote
+//! 1. **Void groups.** When a group's returned ballots exceed the ballots issued, or a group
+//!    under `[quorum]` had too few members present (or no attendance recorded), its vote
 //!    is void: its valid ballots are counted as invalid (`void:GROUP`) and left out.
 //! 2. **Unit × group × criterion**: n (counted answers), mean, sample SD, the trimmed mean
 //!    (`[trim]`: k or a fraction from each side, only when n ≥ `min_n`), and the standard
@@ -163,7 +164,8 @@ pub struct UnitReport {
     pub pool: String,
     /// The grade.
     pub grade: Option<String>,
-    /// Flags: `low_n`, `missing_group:ID`, `indistinct`, `no_score`, `named:TITLE`.
+    /// Flags: `low_n`, `missing_group:ID`, `void_group:ID` (the group's vote is void, see
+    /// the report's `void_groups`), `indistinct`, `no_score`, `named:TITLE`.
     pub flags: Vec<String>,
     /// Neighbours in the ranking this unit cannot be told apart from.
     pub indistinct_from: Vec<String>,
@@ -209,8 +211,22 @@ pub struct Report {
     pub units: Vec<UnitReport>,
     /// Reliability.
     pub reliability: ReliabilityReport,
+    /// Groups whose vote is void (more returned than issued, quorum not met), with why.
+    #[serde(default)]
+    pub void_groups: Vec<VoidGroup>,
     /// Things a reader should know (void groups, tallies, per-part thresholds).
     pub notes: Vec<String>,
+}
+
+/// A respondent group whose vote is not graded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoidGroup {
+    /// The group's id.
+    pub group: String,
+    /// Its valid ballots, counted as invalid (`void:GROUP`) instead.
+    pub ballots: u64,
+    /// Why, in Chinese and English (e.g. "人大代表: 实到 30 人，应到 70 人，未超过半数，不计分 (…)").
+    pub reason: String,
 }
 
 /// Statistics of one histogram under the rules.
@@ -502,7 +518,8 @@ impl Scoring<'_> {
 /// why.
 pub fn score(form: &Form, r: &Resolved, agg: &Aggregate) -> Report {
     let mut notes = Vec::new();
-    let active = void_groups(r, agg, &mut notes);
+    let mut void = Vec::new();
+    let active = void_groups(form, r, agg, &mut void, &mut notes);
     let s = Scoring {
         form,
         r,
@@ -523,26 +540,50 @@ pub fn score(form: &Form, r: &Resolved, agg: &Aggregate) -> Report {
         ballots,
         units,
         reliability: reliability(r, agg, &s.active, s.level),
+        void_groups: void,
         notes,
     }
 }
 
 /// Step 1, void groups: a group that returned more ballots than were issued does not count.
-fn void_groups(r: &Resolved, agg: &Aggregate, notes: &mut Vec<String>) -> Vec<bool> {
+/// Also void: a group under `[quorum]` whose members present do not reach the quorum,
+/// or whose attendance is not known. Each void group gets an entry in `void` with the
+/// reason in words, and a note.
+fn void_groups(
+    form: &Form,
+    r: &Resolved,
+    agg: &Aggregate,
+    void: &mut Vec<VoidGroup>,
+    notes: &mut Vec<String>,
+) -> Vec<bool> {
     let heads = &r.rules.denominator.groups;
     (0..r.groups.len())
         .map(|g| {
-            let head = heads.get(&r.groups[g]).copied().unwrap_or_default();
+            let id = &r.groups[g];
+            let head = heads.get(id).copied().unwrap_or_default();
             let returned = head.returned.unwrap_or(agg.returned[g]);
-            match head.issued {
-                Some(issued) if returned > issued => {
-                    notes.push(format!(
-                        "group {:?}: {returned} ballots returned but {issued} issued, so its vote is void and left out",
-                        r.groups[g]
-                    ));
+            let reason = match head.issued {
+                Some(issued) if returned > issued => Some(format!(
+                    "group {id:?}: {returned} ballots returned but {issued} issued, so its vote is void and left out"
+                )),
+                _ => r.rules.quorum.as_ref().and_then(|q| {
+                    let label = form.groups.iter().find(|x| &x.id == id).map(|x| &x.label);
+                    let zh = label.map_or(id.as_str(), |l| l.get("zh-CN"));
+                    let en = label.map_or(id.as_str(), |l| l.get("en"));
+                    q.unmet(id, zh, en, &head)
+                }),
+            };
+            match reason {
+                Some(reason) => {
+                    notes.push(reason.clone());
+                    void.push(VoidGroup {
+                        group: id.clone(),
+                        ballots: agg.valid[g],
+                        reason,
+                    });
                     false
                 }
-                _ => true,
+                None => true,
             }
         })
         .collect()
@@ -752,6 +793,10 @@ fn group_reports(s: &Scoring<'_>, u: usize) -> UnitGroups {
                 criteria,
             },
         );
+    }
+    // A void group is named on every unit, so that the CSV (one row per unit) says so too.
+    for g in (0..r.groups.len()).filter(|&g| !s.active[g] && r.group_weights[g] > 0.0) {
+        missing_groups.push(format!("void_group:{}", r.groups[g]));
     }
     UnitGroups {
         reports: groups,

@@ -141,6 +141,23 @@ pub struct Texts {
     pub sync_err_unreadable: &'static str,
     pub sync_err_mismatch: &'static str,
     pub sync_err_storage: &'static str,
+    pub code_label: &'static str,
+    pub code_hint: &'static str,
+    pub code_ok: &'static str,
+    pub code_empty: &'static str,
+    pub code_length: &'static str,
+    pub code_char: &'static str,
+    pub code_check: &'static str,
+    pub reason_closed: &'static str,
+    pub reason_code_missing: &'static str,
+    pub reason_code_invalid: &'static str,
+    pub reason_code_used: &'static str,
+    pub reason_rate_limited: &'static str,
+    pub why_closed: &'static str,
+    pub why_code_missing: &'static str,
+    pub why_code_invalid: &'static str,
+    pub why_code_used: &'static str,
+    pub why_rate_limited: &'static str,
 }
 
 /// 中文 (zh-CN).
@@ -280,6 +297,23 @@ pub const ZH: Texts = Texts {
     sync_err_unreadable: "服务器的答复无法读取：{e}",
     sync_err_mismatch: "服务器的答复与所发的问卷对不上",
     sync_err_storage: "本设备记不下服务器的答复（{e}），这些问卷稍后会再次发送",
+    code_label: "投票码",
+    code_hint: "请输入发给您的 8 位投票码，例如 K7QM-3XWD。大小写、空格和短横线都不要紧。",
+    code_ok: "投票码格式正确。提交后由服务器核验，每个投票码只能用一次。",
+    code_empty: "请先输入投票码（8 位，例如 K7QM-3XWD），再开始填写。",
+    code_length: "投票码是 8 位，您输入了 {n} 位，请对照纸条检查。",
+    code_char: "第 {p} 位“{c}”不会出现在投票码中（投票码不用数字 0、1 和字母 O、I），请对照纸条检查。",
+    code_check: "投票码中有一位输错了，请对照纸条逐位核对。",
+    reason_closed: "本次评议已结束，选票已保存在本设备，未被计入。",
+    reason_code_missing: "这一身份须凭投票码投票，这份选票没有投票码，未被计入；选票已保存在本设备，请告知工作人员。",
+    reason_code_invalid: "投票码无效（不是为本次评议的这一身份发放的），选票未被计入；选票已保存在本设备，请告知工作人员。",
+    reason_code_used: "投票码已被使用，这份选票未被计入；选票已保存在本设备，请告知工作人员。",
+    reason_rate_limited: "本设备或本网络提交过于频繁，服务器未接收这份选票；选票已保存在本设备，请告知工作人员。",
+    why_closed: "本次评议已结束",
+    why_code_missing: "缺少投票码",
+    why_code_invalid: "投票码无效",
+    why_code_used: "投票码已被使用",
+    why_rate_limited: "提交过于频繁",
 };
 
 /// English.
@@ -419,6 +453,23 @@ pub const EN: Texts = Texts {
     sync_err_unreadable: "the server's answer cannot be read: {e}",
     sync_err_mismatch: "the server's answer does not match the ballots sent",
     sync_err_storage: "this device could not note the server's answer ({e}); those ballots are sent again later",
+    code_label: "Access code (投票码)",
+    code_hint: "Type the 8-character code you were given, such as K7QM-3XWD. Case, spaces and hyphens do not matter.",
+    code_ok: "The code is well-formed. The server checks it when the ballot arrives; each code counts once.",
+    code_empty: "Please type your access code (8 characters, such as K7QM-3XWD) before you start.",
+    code_length: "An access code has 8 characters; you typed {n}. Please check it against your slip.",
+    code_char: "Character {p}, \u{201c}{c}\u{201d}, never appears in a code (codes use no 0, 1, O or I). Please check it against your slip.",
+    code_check: "One character of the code is mistyped. Please check it against your slip, character by character.",
+    reason_closed: "This appraisal has closed: your ballot is kept on this device and was not counted.",
+    reason_code_missing: "This group votes with an access code and this ballot has none, so it was not counted. It is kept on this device; please tell a member of staff.",
+    reason_code_invalid: "The access code is not valid (not issued for this group in this appraisal), so the ballot was not counted. It is kept on this device; please tell a member of staff.",
+    reason_code_used: "The access code was already used, so this ballot was not counted. It is kept on this device; please tell a member of staff.",
+    reason_rate_limited: "Too many ballots came from this device or network, so the server did not take this one. It is kept on this device; please tell a member of staff.",
+    why_closed: "the appraisal is closed",
+    why_code_missing: "no access code",
+    why_code_invalid: "access code not valid",
+    why_code_used: "access code already used",
+    why_rate_limited: "too many ballots from this device or address",
 };
 
 /// The texts for a form language; anything but English gets Chinese.
@@ -427,6 +478,30 @@ pub fn texts(lang: &str) -> &'static Texts {
         &EN
     } else {
         &ZH
+    }
+}
+
+/// A refusal reason the app words itself (see `outbox::WORDED_REASONS`): the sentence
+/// for the respondent and the short words for the official; `None` for any other reason.
+pub fn refusal(t: &Texts, why: &str) -> Option<(&'static str, &'static str)> {
+    Some(match why {
+        "closed" => (t.reason_closed, t.why_closed),
+        "code_missing" => (t.reason_code_missing, t.why_code_missing),
+        "code_invalid" => (t.reason_code_invalid, t.why_code_invalid),
+        "code_used" => (t.reason_code_used, t.why_code_used),
+        "rate_limited" => (t.reason_rate_limited, t.why_rate_limited),
+        _ => return None,
+    })
+}
+
+/// A typed access code's mistake, in words.
+pub fn code_error(t: &Texts, e: &analysis::access_code::CodeError) -> String {
+    use analysis::access_code::CodeError;
+    match e {
+        CodeError::Empty => t.code_empty.to_string(),
+        CodeError::Length { found } => fill(t.code_length, &[("n", found)]),
+        CodeError::Char { ch, position } => fill(t.code_char, &[("p", position), ("c", ch)]),
+        CodeError::Check => t.code_check.to_string(),
     }
 }
 
@@ -452,5 +527,22 @@ mod tests {
         assert_eq!(fill(EN.page_of, &[("n", &2), ("m", &3)]), "Page 2 of 3");
         assert_eq!(texts("en").start, "Start");
         assert_eq!(texts("zh-CN").start, "开始填写");
+    }
+
+    #[test]
+    fn every_worded_refusal_has_words_in_both_languages() {
+        for why in crate::outbox::WORDED_REASONS {
+            for t in [&ZH, &EN] {
+                let (long, short) = refusal(t, why).unwrap_or_else(|| panic!("{why}"));
+                assert!(!long.is_empty() && !short.is_empty(), "{why}");
+            }
+        }
+        assert_eq!(refusal(&ZH, "code_used").unwrap().1, "投票码已被使用");
+        assert_eq!(refusal(&ZH, "[2].answers.appr: bad"), None);
+        let typo = analysis::access_code::AccessCode::parse("K7QM-3XW0").unwrap_err();
+        assert_eq!(
+            code_error(&ZH, &typo),
+            "第 8 位“0”不会出现在投票码中（投票码不用数字 0、1 和字母 O、I），请对照纸条检查。"
+        );
     }
 }

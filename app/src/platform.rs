@@ -201,10 +201,37 @@ pub fn mark_interactive() {
     }
 }
 
-/// POSTs `body` as JSON to `url` (never through the service worker's cache, which only
-/// answers GET). Returns the status, the body and the `Retry-After` header; an error when
-/// no answer came (the network, or no answer within `timeout`).
-pub async fn post_json(
+/// The `group` and `code` a link opened the page with (`/?group=npc&code=K7QM-3XWD`, the
+/// QR code on a code slip). The code is taken out of the address bar at once
+/// (`history.replaceState`), so neither the next person at a kiosk nor the history keeps it.
+pub fn take_link_params() -> (Option<String>, Option<String>) {
+    let Some(window) = web_sys::window() else {
+        return (None, None);
+    };
+    let Ok(url) = window.location().href().and_then(|h| web_sys::Url::new(&h)) else {
+        return (None, None);
+    };
+    let params = url.search_params();
+    let (group, code) = (params.get("group"), params.get("code"));
+    if code.is_some() {
+        params.delete("code");
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url.href()));
+        }
+    }
+    (group, code)
+}
+
+/// Encodes one path segment of a URL (a device id may hold Chinese or a slash).
+pub fn path_segment(s: &str) -> String {
+    String::from(js_sys::encode_uri_component(s))
+}
+
+/// Sends `body` as JSON to `url` with `method` (never through the service worker's cache,
+/// which only answers GET). Returns the status, the body and the `Retry-After` header; an
+/// error when no answer came (the network, or no answer within `timeout`).
+pub async fn send_json(
+    method: &str,
     url: &str,
     body: &str,
     timeout: std::time::Duration,
@@ -216,7 +243,7 @@ pub async fn post_json(
         .map_err(describe)?;
     let abort = web_sys::AbortController::new().map_err(describe)?;
     let init = web_sys::RequestInit::new();
-    init.set_method("POST");
+    init.set_method(method);
     init.set_body(&JsValue::from_str(body));
     init.set_headers(&headers);
     init.set_cache(web_sys::RequestCache::NoStore);

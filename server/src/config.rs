@@ -22,6 +22,29 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Body, header, connection and time limits.
     pub limits: Limits,
+    /// The live dashboard's rules files and the public address.
+    pub dashboard: DashboardSettings,
+}
+
+/// What the console's dashboard and posters need from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct DashboardSettings {
+    /// Rules files the dashboard can score with (`--rules`), by name.
+    pub rules: Vec<RulesFile>,
+    /// The address respondents open (`--public-url`); when left out, the listen address,
+    /// or the first LAN address when listening on every address.
+    pub public_url: Option<String>,
+}
+
+/// A rules file as read from a file, checked against the served form before start.
+#[derive(Debug, Clone)]
+pub struct RulesFile {
+    /// The file's name, for messages (as `pingyi score --rules` names it).
+    pub source: String,
+    /// The name the dashboard asks for it by: the file's stem (`congress-quorum`).
+    pub name: String,
+    /// The rules file (TOML text).
+    pub text: String,
 }
 
 /// A form definition as read from a file.
@@ -62,6 +85,41 @@ pub struct Limits {
     /// Ballot submissions (POST and PUT) handled at once; past it the server answers 503
     /// with Retry-After before reading the body, so a flood cannot grow its memory.
     pub max_submissions: usize,
+    /// Ballots of open groups taken per device and per client address and hour.
+    pub rates: RateLimits,
+}
+
+/// How many ballots of open groups (those that need no access code) one source may
+/// deliver per hour; 0 turns a limit off. A ballot counts in the hour it was submitted on
+/// its device (its `submitted_at`), moved into the two days before its arrival when it
+/// claims an earlier time and into the hour of arrival when it claims a later one: a
+/// kiosk that delivers a day kept offline is counted over the hours it took its ballots,
+/// not all in the hour it came online, and a forged time cannot open more than two
+/// days of hours. docs/codes.md explains the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per device (the ballot's `device_id`) and hour; default 120 (one citizen every
+    /// 30 seconds, twice what one kiosk can take).
+    pub per_device: u32,
+    /// Per client address and hour; default 600 (several kiosks behind one router).
+    pub per_address: u32,
+}
+
+impl RateLimits {
+    /// No limits: how the CLI and tests bring ballots in.
+    pub const OFF: RateLimits = RateLimits {
+        per_device: 0,
+        per_address: 0,
+    };
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits {
+            per_device: 120,
+            per_address: 600,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -76,6 +134,7 @@ impl Default for Limits {
             max_headers: 100,
             max_header_bytes: 64 * 1024,
             max_submissions: 128,
+            rates: RateLimits::default(),
         }
     }
 }

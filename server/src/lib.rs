@@ -6,11 +6,14 @@
 //! [`store`]) before it is acknowledged.
 //!
 //! - [`config`]: what to serve and the limits; [`server`]: binding and the accept loop;
+//! - [`codes`]: making access codes and their keyed hashes, the printable code sheet;
 //! - [`http`]: the router, its layers and the handlers; [`intake`]: checking and storing
 //!   ballots; [`forms`]: the collected forms; [`site`]: the site files; [`tls`]: HTTPS.
 
 pub mod auth;
+pub mod codes;
 pub mod config;
+pub mod dashboard;
 pub mod export;
 pub mod forms;
 pub mod http;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::config::{Config, Limits};
+use crate::dashboard::{public_url, Dashboard};
 use crate::forms::HeldForms;
 use crate::http::client::Peer;
 use crate::http::{router, AppState};
@@ -38,6 +39,7 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     limits: Limits,
     url: String,
+    public_url: String,
     database: &'static str,
 }
 
@@ -76,9 +78,12 @@ impl Server {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let database = store.backend();
         let state = AppState::new(store, forms, site, config.limits.clone());
+        let public_url = public_url(config.dashboard.public_url.as_deref(), bound, scheme);
+        let dashboard = Dashboard::new(config.dashboard, public_url.clone(), config.database);
         Ok(Server {
             listener,
-            app: router(state),
+            app: router(state).layer(Extension(Arc::new(dashboard))),
+            public_url,
             tls,
             limits: config.limits,
             url: format!("{scheme}://{shown}/"),
@@ -89,6 +94,11 @@ impl Server {
     /// The address to open (`http://127.0.0.1:8080/`; 127.0.0.1 when bound to all addresses).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The address respondents open (`--public-url`, or a LAN address when bound to all).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The database backend in use (`sqlite` or `postgres`).

@@ -5,6 +5,10 @@
 //! `build.js` names the build and the files the service worker caches; its id covers
 //! every cached file including the served form, so a new form makes a new build and the
 //! browser reinstalls the service worker. `pingyi build` writes the same text to disk.
+//!
+//! The officials' console lives in `admin/` and is served at `/admin/`; it is a bundle of
+//! its own, so none of its files is in [`SHELL_FILES`] and the citizens' build id does not
+//! change with it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,11 +80,15 @@ impl Site {
         Ok(Site { files })
     }
 
-    /// The file a URL path names (`/` is `index.html`); `None` for anything not in the site.
+    /// The file a URL path names (`/` is `index.html`, `/admin` and `/admin/` the
+    /// console's `admin/index.html`); `None` for anything not in the site.
     pub fn get(&self, url_path: &str) -> Option<&SiteFile> {
         let rel = url_path.trim_start_matches('/');
-        let rel = if rel.is_empty() { "index.html" } else { rel };
-        self.files.get(rel)
+        match rel {
+            "" => self.files.get("index.html"),
+            "admin" | "admin/" => self.files.get("admin/index.html"),
+            _ => self.files.get(rel),
+        }
     }
 }
 
@@ -168,6 +176,38 @@ mod tests {
         ] {
             assert!(!is_served_name(refused), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn the_console_is_served_at_admin_and_never_cached_by_the_service_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in SHELL_FILES
+            .iter()
+            .filter(|n| !["./", "form.json"].contains(n))
+        {
+            std::fs::write(dir.path().join(name), name.as_bytes()).unwrap();
+        }
+        let site = Site::load(dir.path(), "{}").unwrap();
+        assert!(site.get("/admin/").is_none(), "no console built yet");
+        let build_js = |site: &Site| site.get("/build.js").unwrap().bytes.clone();
+        let before = build_js(&site);
+
+        std::fs::create_dir(dir.path().join("admin")).unwrap();
+        std::fs::write(dir.path().join("admin/index.html"), "console").unwrap();
+        std::fs::write(dir.path().join("admin/pingyi_console_bg.wasm"), "wasm").unwrap();
+        let site = Site::load(dir.path(), "{}").unwrap();
+        for path in ["/admin/", "/admin", "/admin/index.html"] {
+            assert_eq!(&site.get(path).unwrap().bytes[..], b"console", "{path}");
+        }
+        let wasm = site.get("/admin/pingyi_console_bg.wasm").unwrap();
+        assert_eq!(wasm.content_type, "application/wasm");
+        assert_eq!(&site.get("/").unwrap().bytes[..], b"index.html");
+        let after = build_js(&site);
+        assert_eq!(
+            before, after,
+            "the console never changes the citizens' build"
+        );
+        assert!(!String::from_utf8_lossy(&after).contains("admin"));
     }
 
     #[test]

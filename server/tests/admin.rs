@@ -53,6 +53,7 @@ impl TestServer {
             site,
             tls,
             limits: Limits::default(),
+            dashboard: Default::default(),
         };
         let server = Server::bind(config).await.expect("the server starts");
         let url = server.url().to_string();

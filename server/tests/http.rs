@@ -72,6 +72,7 @@ impl TestServer {
             site: dir.path().join("site"),
             tls: options.tls,
             limits: options.limits,
+            dashboard: Default::default(),
         };
         let server = Server::bind(config).await.expect("the server starts");
         let url = server.url().to_string();
@@ -757,6 +758,7 @@ async fn files_outside_the_site_folder_are_never_served() {
         site: site.clone(),
         tls: None,
         limits: Limits::default(),
+        dashboard: Default::default(),
     };
     let server = Server::bind(config).await.unwrap();
     let url = server.url().to_string();
@@ -876,6 +878,7 @@ async fn forms_in_the_database_stay_collected_and_a_changed_form_needs_a_new_ver
         },
         tls: None,
         limits: Limits::default(),
+        dashboard: Default::default(),
     };
     let error = Server::bind(config)
         .await
@@ -963,6 +966,7 @@ async fn bad_tls_files_are_named_at_start() {
                 site,
                 tls: Some(TlsFiles { cert, key }),
                 limits: Limits::default(),
+                dashboard: Default::default(),
             };
             Server::bind(config)
                 .await

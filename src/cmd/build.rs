@@ -1,4 +1,5 @@
-//! `pingyi build`: build the form app into a folder ready for any static web server.
+//! `pingyi build`: build the form app (and the officials' console under `admin/`) into a
+//! folder ready for any static web server.
 
 use std::path::PathBuf;
 
@@ -36,6 +37,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let text = form_text(args.form.as_ref())?;
     let pkg = args.pkg.unwrap_or_else(site::default_pkg_dir);
     site::build(&pkg, &text)?;
-    println!("pingyi: the app is ready in {}", pkg.display());
+    println!(
+        "pingyi: the app is ready in {} (the officials' console in {})",
+        pkg.display(),
+        pkg.join("admin").display()
+    );
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use analysis::aggregate::Aggregate;
-use analysis::files::{aggregate_inputs, total_bytes, Input, Options};
+use analysis::files::{total_bytes, Input};
 use analysis::rules::{Resolved, Rules};
 use analysis::Form;
 
@@ -106,7 +106,7 @@ pub fn read_inputs(
     let mut databases = Vec::with_capacity(files.len());
     for p in files {
         let database = match crate::input::database_of(p)? {
-            Some(db) => Some(DatabaseSource::open(&db)?),
+            Some(db) => Some(DatabaseSource::open(&db).map_err(anyhow::Error::msg)?),
             None if p.is_file() => None,
             None => anyhow::bail!(
                 "{}: no such file, expected a ballot, tally or part file, or a database \
@@ -152,17 +152,13 @@ pub fn read_inputs(
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let opts = Options {
-        threads: threads.max(1),
-        progress: &progress,
-    };
-    let agg = aggregate_inputs(form, rules, &inputs, &opts);
+    let agg = pingyi_server::dashboard::aggregate(form, rules, &inputs, threads, &progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     let agg = agg?;
     for db in databases.iter().flatten() {
-        eprintln!("{}", db.summary(form)?);
+        eprintln!("{}", db.summary(form).map_err(anyhow::Error::msg)?);
     }
     Ok(agg)
 }

@@ -3,14 +3,16 @@
 //! made by `pingyi package` the `site/` beside the executable is served as it is.
 //!
 //! The first line on stdout is always `Pingyi 评议 is served at URL (Ctrl-C to stop)`;
-//! scripts and tests read the URL from it. Logs go to stderr (RUST_LOG tunes them).
+//! scripts and tests read the URL from it. Then the public address respondents open and
+//! its QR code. Logs go to stderr (RUST_LOG tunes them).
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use pingyi_server::store::Database;
+use pingyi_server::config::{DashboardSettings, RulesFile};
+use pingyi_server::store::{Database, RateLimits};
 use pingyi_server::{Config, FormFile, Limits, Server, TlsFiles};
 
 use crate::site;
@@ -25,6 +27,8 @@ use crate::site;
   pingyi serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem
                                        HTTPS for kiosks on the office network
   pingyi serve --database postgres://pingyi@db.example/campaign
+  pingyi serve --host 0.0.0.0 --rules analysis/rules/congress-quorum.toml
+                                       on the LAN, the dashboard scores with these rules
   pingyi serve --no-build --port 0     serve what pkg/ already holds on a free port")]
 pub struct Args {
     /// A form to collect; repeat for several. The first is served to the app
@@ -56,6 +60,21 @@ pub struct Args {
     /// The site folder to serve (default: pkg/ of the checkout, or site/ of a release folder).
     #[arg(long, value_name = "DIR")]
     pkg: Option<PathBuf>,
+    /// A rules file the console's live dashboard can score with (its name is the file's
+    /// stem); repeat for several. Checked against the served form at start.
+    #[arg(long, value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// The address respondents open, printed with its QR code and put on posters
+    /// (default: the listen address; a LAN address of this machine when listening on
+    /// 0.0.0.0 or ::).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Ballots of open groups (no access code) taken per device and hour; 0 = no limit.
+    #[arg(long, value_name = "N", default_value_t = RateLimits::default().per_device)]
+    limit_device: u32,
+    /// Ballots of open groups taken per client address and hour; 0 = no limit.
+    #[arg(long, value_name = "N", default_value_t = RateLimits::default().per_address)]
+    limit_address: u32,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -70,6 +89,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "Pingyi 评议 is served at {} (Ctrl-C to stop)",
             server.url()
         )?;
+        writeln!(
+            out,
+            "Respondents open {} (scan the QR code with a phone):",
+            server.public_url()
+        )?;
+        out.write_all(qr_text(server.public_url())?.as_bytes())?;
         out.flush()?;
         drop(out);
         server.serve(shutdown_signal()).await;
@@ -86,6 +111,10 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             json: crate::input::read_text(path)?,
         });
     }
+    let dashboard = DashboardSettings {
+        rules: rules_files(args, &forms)?,
+        public_url: public_url(args.public_url.as_deref())?,
+    };
     let site = site_dir(args)?;
     let database = database(args)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -103,8 +132,85 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         database,
         site,
         tls,
-        limits: Limits::default(),
+        limits: Limits {
+            rates: RateLimits {
+                per_device: args.limit_device,
+                per_address: args.limit_address,
+            },
+            ..Limits::default()
+        },
+        dashboard,
     })
+}
+
+/// The --rules files, each checked against the served form with `pingyi score`'s messages.
+fn rules_files(args: &Args, forms: &[FormFile]) -> anyhow::Result<Vec<RulesFile>> {
+    if args.rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let form = match forms.first() {
+        Some(f) => analysis::Form::from_json(&f.source, &f.json)?,
+        None => analysis::Form::default_form(),
+    };
+    let mut files: Vec<RulesFile> = Vec::new();
+    for path in &args.rules {
+        let source = path.display().to_string();
+        let text = crate::input::read_text(path)?;
+        pingyi_server::dashboard::resolve_rules(
+            Some(&RulesFile {
+                source: source.clone(),
+                name: String::new(),
+                text: text.clone(),
+            }),
+            &form,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(other) = files.iter().find(|f| f.name == name) {
+            anyhow::bail!(
+                "--rules {source}: has the name {} of --rules {} too, expected files with different names",
+                analysis::error::quoted(&name),
+                other.source
+            );
+        }
+        files.push(RulesFile { source, name, text });
+    }
+    Ok(files)
+}
+
+/// --public-url checked: an http(s) address.
+fn public_url(asked: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(url) = asked else { return Ok(None) };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !url.chars().any(char::is_whitespace) => {
+            Ok(Some(url.to_string()))
+        }
+        _ => anyhow::bail!(
+            "--public-url {}: expected an address respondents can open, such as http://192.168.1.20:8080/",
+            analysis::error::quoted(url)
+        ),
+    }
+}
+
+/// The URL as a QR code of Unicode half blocks (two modules a character, dark on light
+/// with the quiet zone), which a phone scans off the terminal.
+fn qr_text(url: &str) -> anyhow::Result<String> {
+    let code = qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M)
+        .with_context(|| format!("cannot make a QR code of {url}"))?;
+    let mut text = code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    text.push('\n');
+    Ok(text)
 }
 
 /// The site folder: site/ of a release folder (never built), else --pkg or the

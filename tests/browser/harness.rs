@@ -32,6 +32,28 @@ pub fn ensure_built() {
     });
 }
 
+/// Adds an official to `database` with `pingyi user add NAME --role ROLE --password-stdin`.
+pub fn add_user(database: &Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = pingyi()
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--database",
+        ])
+        .arg(database)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run pingyi user add");
+    writeln!(child.stdin.take().expect("stdin is piped"), "{password}").unwrap();
+    let status = child.wait().expect("wait for pingyi user add");
+    assert!(status.success(), "pingyi user add {name} failed");
+}
+
 /// One Chromium at a time: two cores are not enough for parallel browsers to stay reliable.
 /// (An async mutex: each test has its own runtime, and the turn is held across awaits.)
 async fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -65,8 +87,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `pkg` with extra `serve` arguments (e.g. `--form f.json`).
-    pub fn start(pkg: &Path, extra: &[&str]) -> Server {
+    /// Serves `pkg` with extra `serve` arguments (e.g. `--form f.json`), first running
+    /// `before` with the database's path (e.g. to add officials with `pingyi user add`
+    /// before the server starts).
+    pub fn start_after(pkg: &Path, extra: &[&str], before: impl FnOnce(&Path)) -> Server {
         let mut s = Server {
             child: None,
             url: String::new(),
@@ -75,8 +99,14 @@ impl Server {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             database: tempfile::tempdir().expect("a temporary database folder"),
         };
+        before(&s.database_path());
         s.launch();
         s
+    }
+
+    /// The SQLite database the server collects into.
+    pub fn database_path(&self) -> PathBuf {
+        self.database.path().join("ballots.db")
     }
 
     fn launch(&mut self) {
@@ -90,15 +120,17 @@ impl Server {
             ])
             .arg(&self.pkg)
             .arg("--database")
-            .arg(self.database.path().join("ballots.db"))
+            .arg(self.database_path())
             .args(&self.extra)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start pingyi serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout is piped"))
-            .read_line(&mut line)
-            .expect("read the served URL");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        stdout.read_line(&mut line).expect("read the served URL");
+        // Serve goes on printing (the public address's QR code): keep reading, or its
+        // next write fails on a closed pipe and the server stops.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let start = line
             .find("http://")
             .unwrap_or_else(|| panic!("no URL in {line:?}"));
@@ -298,10 +330,16 @@ impl Session {
     /// Serves `pkg` and starts the browser on a blank page, so a test can change the
     /// served files (after `pingyi serve` wrote its form.json) before the app first loads.
     pub async fn start(pkg: &Path, extra: &[&str]) -> Session {
+        Session::start_after(pkg, extra, |_| {}).await
+    }
+
+    /// Like [`Session::start`], first running `before` with the server's database path
+    /// (before the server starts; e.g. [`add_user`]).
+    pub async fn start_after(pkg: &Path, extra: &[&str], before: impl FnOnce(&Path)) -> Session {
         let turn = one_at_a_time().await;
         install_crypto();
         ensure_built();
-        let server = Server::start(pkg, extra);
+        let server = Server::start_after(pkg, extra, before);
         let profile = tempfile::tempdir().expect("a temporary profile folder");
         let downloads = tempfile::tempdir().expect("a temporary download folder");
         let port = free_port();

@@ -2,6 +2,7 @@
 //! controls a citizen or an official uses (elements found by `data-testid`).
 
 mod admin;
+mod console;
 mod device_store;
 mod expressions;
 mod flows;

@@ -319,3 +319,89 @@ fn a_score_that_is_not_finite_gets_no_rank() {
     let jyj = unit(&rep, "jyj");
     assert_eq!((jyj.score, jyj.rank), (Some(70.0), Some(1)));
 }
+
+/// Ballots of the public and of NPC deputies on gaj, under a quorum on `npc` with the
+/// given head counts.
+fn quorum_report(heads: &str, quorum: &str) -> Report {
+    let text = format!("[groups]\npublic = 1\nnpc = 1\n{quorum}\n{heads}");
+    let (form, r) = rules(&text);
+    let four: &[(&str, &str)] = &[("overall", "4")];
+    let one: &[(&str, &str)] = &[("overall", "1")];
+    let mut bs = ballots(&form, "public", "gaj", &[four; 3]);
+    bs.extend(ballots(&form, "npc", "gaj", &[one; 2]));
+    let agg = fold(&form, &r, &bs);
+    score(&form, &r, &agg)
+}
+
+#[test]
+fn a_group_below_its_quorum_is_not_graded_and_every_output_says_why() {
+    let q = "[quorum]\ngroups = [\"npc\"]\nshare = \"1/2\"\n";
+    let rep = quorum_report("[denominator.groups.npc]\npresent = 30\nmembers = 70\n", q);
+    assert_eq!(rep.void_groups.len(), 1);
+    let v = &rep.void_groups[0];
+    assert_eq!((v.group.as_str(), v.ballots), ("npc", 2));
+    assert!(
+        v.reason
+            .starts_with("人大代表: 实到 30 人，应到 70 人，未超过半数，不计分"),
+        "{}",
+        v.reason
+    );
+    assert!(v
+        .reason
+        .contains("30 of 70 members present, not more than half"));
+    assert_eq!(rep.ballots.invalid_by_reason.get("void:npc"), Some(&2));
+    let gaj = unit(&rep, "gaj");
+    assert!(!gaj.groups.contains_key("npc"));
+    assert!(gaj.flags.contains(&"void_group:npc".to_string()));
+    // Only the public's 4s count.
+    assert_eq!(gaj.n, 3);
+    let out = &crate::rules::Output::default();
+    assert!(crate::render::to_table(&rep, out).contains("未超过半数，不计分"));
+    assert!(crate::render::to_csv(&rep, out).contains("void_group:npc"));
+    let json = serde_json::to_string(&rep).unwrap();
+    assert!(json.contains("未超过半数，不计分"));
+}
+
+#[test]
+fn a_quorum_met_grades_the_group_and_exactly_half_depends_on_more_than() {
+    let half = "[denominator.groups.npc]\npresent = 35\nmembers = 70\n";
+    let strict = quorum_report(half, "[quorum]\ngroups = [\"npc\"]\n");
+    assert_eq!(
+        strict.void_groups.len(),
+        1,
+        "35 of 70 is not more than half"
+    );
+    let at_least = quorum_report(half, "[quorum]\ngroups = [\"npc\"]\nmore_than = false\n");
+    assert!(
+        at_least.void_groups.is_empty(),
+        "{:?}",
+        at_least.void_groups
+    );
+    assert_eq!(unit(&at_least, "gaj").groups["npc"].n, 2);
+    assert_eq!(unit(&at_least, "gaj").n, 5);
+    let two_thirds = quorum_report(
+        "[denominator.groups.npc]\npresent = 47\nmembers = 70\n",
+        "[quorum]\ngroups = [\"npc\"]\nshare = \"2/3\"\n",
+    );
+    assert!(two_thirds.void_groups.is_empty());
+}
+
+#[test]
+fn a_quorum_without_attendance_voids_the_group() {
+    let rep = quorum_report("", "[quorum]\ngroups = [\"npc\"]\n");
+    assert_eq!(rep.void_groups.len(), 1);
+    assert!(rep.void_groups[0]
+        .reason
+        .contains("未记录实到人数和应到人数"));
+    assert!(rep
+        .notes
+        .iter()
+        .any(|n| n.contains("quorum cannot be confirmed")));
+    let wrong = quorum_report(
+        "[denominator.groups.npc]\npresent = 80\nmembers = 70\n",
+        "[quorum]\ngroups = [\"npc\"]\n",
+    );
+    assert!(wrong.void_groups[0]
+        .reason
+        .contains("实到 80 人多于应到 70 人"));
+}

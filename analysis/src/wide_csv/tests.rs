@@ -13,6 +13,7 @@ fn ballot(form: &Form, id: &str) -> Ballot {
         started_at: "2026-11-22T09:00:00.000+08:00".into(),
         submitted_at: "2026-11-22T09:04:30.500+08:00".into(),
         answers: BTreeMap::new(),
+        access_code: None,
     }
 }
 
@@ -26,6 +27,23 @@ fn export_starts_with_bom_and_design_header() {
         "response_id,form_id,form_version,device_id,group,lang,started_at,submitted_at,duration_s,contact,channels,times,appr.zwfw.attitude,"
     ));
     assert!(header.ends_with("appr.mzj.overall,environment,why,suggestion"));
+}
+
+#[test]
+fn an_access_code_is_never_written_beside_the_answers() {
+    let form = Form::default_form();
+    let mut b = ballot(&form, "b1");
+    b.group = "npc".into();
+    b.access_code = Some("K7QM-3XWD".into());
+    b.answers
+        .insert("suggestion".into(), Answer::Str("好".into()));
+    let text = to_string(&form, &[b.clone()]);
+    assert!(
+        !text.contains("K7QM") && !text.contains("access_code"),
+        "{text}"
+    );
+    b.access_code = None;
+    assert_eq!(text, to_string(&form, &[b]), "the code changes nothing");
 }
 
 #[test]

@@ -302,7 +302,10 @@ fn Panel() -> impl IntoView {
             }
             None => return message.set(Some(fill(t.export_failed, &[("e", &fkey)]))),
         };
-        let ballots = read_afresh(ctx).forms.remove(&fkey).unwrap_or_default();
+        let mut ballots = read_afresh(ctx).forms.remove(&fkey).unwrap_or_default();
+        // Stored lines never hold a 投票码 (it waits beside them, see `store`); cleared here
+        // as well so that no export can ever put a code next to a ballot's answers.
+        ballots.iter_mut().for_each(|b| b.access_code = None);
         let device = ctx.settings.with_untracked(|s| s.device_id.clone());
         let name = format!(
             "pingyi-{}-{}-{}",

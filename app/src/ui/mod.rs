@@ -61,6 +61,9 @@ pub struct Ctx {
     pub persisted: RwSignal<Option<bool>>,
     /// The respondent group picked on the start screen, before the draft exists.
     pub chosen_group: RwSignal<Option<String>>,
+    /// The 投票码 as typed on the start screen (or brought by a link), before the draft
+    /// exists; emptied when a ballot starts and when the screen goes back to the start.
+    pub typed_code: RwSignal<String>,
     /// Whether the PIN was given for this visit to the admin screen.
     pub admin_unlocked: RwSignal<bool>,
     /// The served form, held back while a draft started on an earlier one is finished.
@@ -196,6 +199,7 @@ impl Ctx {
         }
         self.notice.set(None);
         self.admin_unlocked.set(false);
+        self.typed_code.set(String::new());
         self.screen.set(Screen::Start);
         platform::scroll_top();
     }
@@ -325,6 +329,7 @@ pub fn App() -> impl IntoView {
         last_input: StoredValue::new(platform::now_ms()),
         persisted: RwSignal::new(None),
         chosen_group: RwSignal::new(None),
+        typed_code: RwSignal::new(String::new()),
         admin_unlocked: RwSignal::new(false),
         next_form: StoredValue::new(None),
         refused_form: RwSignal::new(None),
@@ -388,6 +393,17 @@ pub fn App() -> impl IntoView {
         }
         if fell_back {
             ctx.notice.set(Some(ctx.t().form_fallback.to_string()));
+        }
+        // A link from a code slip: its group chosen and its code filled in (never over a
+        // draft being finished, which has its own group and code).
+        let (group, code) = platform::take_link_params();
+        if ctx.draft.with_untracked(Option::is_none) {
+            if let Some(g) = group.filter(|g| loaded.form.group(g).is_some()) {
+                ctx.chosen_group.set(Some(g));
+            }
+            if let Some(c) = code {
+                ctx.typed_code.set(c);
+            }
         }
         ctx.form.set(Some(loaded));
         // User Timing mark for the load-time benchmark: the form can be used from here on.

@@ -1,10 +1,11 @@
-//! The start screen (title, privacy notice, respondent group, start) and the thank-you
-//! screen.
+//! The start screen (title, privacy notice, respondent group, the 投票码 of a group that
+//! votes with one, start) and the thank-you screen.
 
+use analysis::access_code::{AccessCode, CodeError};
 use leptos::prelude::*;
 
 use super::{kiosk, Ctx, Screen};
-use crate::i18n::fill;
+use crate::i18n::{self, fill};
 use crate::model::Draft;
 use crate::platform;
 
@@ -41,8 +42,19 @@ pub fn StartScreen() -> impl IntoView {
     let key = f.key.clone();
     let group_of = {
         let fixed = fixed_group.clone();
-        move || fixed.clone().or_else(|| chosen.get_untracked())
+        move || fixed.clone().or_else(|| chosen.get())
     };
+    // Whether the group chosen (or fixed for this kiosk) votes with a code.
+    let needs_code = {
+        let (group_of, form) = (group_of.clone(), f.clone());
+        Signal::derive(move || {
+            !resuming
+                && group_of()
+                    .and_then(|g| form.form.group(&g).map(|g| g.code_required))
+                    .unwrap_or(false)
+        })
+    };
+    let code_asked = RwSignal::new(false);
     let start = move |_| {
         if ctx.draft.get_untracked().is_some() {
             ctx.screen.set(Screen::Form);
@@ -51,10 +63,24 @@ pub fn StartScreen() -> impl IntoView {
         if blocked.get_untracked() {
             return;
         }
-        let Some(g) = group_of() else {
+        let Some(g) = group_of.clone()() else {
             asked.set(true);
             platform::focus("groups".into());
             return;
+        };
+        // Checked offline here, so a typo is caught at once; only the server knows
+        // whether the code was issued for this group and is still unused.
+        let code = if needs_code.get_untracked() {
+            match AccessCode::parse(&ctx.typed_code.get_untracked()) {
+                Ok(c) => Some(c.to_string()),
+                Err(_) => {
+                    code_asked.set(true);
+                    platform::focus("access-code".into());
+                    return;
+                }
+            }
+        } else {
+            None
         };
         if ctx
             .settings
@@ -63,12 +89,10 @@ pub fn StartScreen() -> impl IntoView {
             platform::request_fullscreen();
         }
         chosen.set(None);
-        ctx.begin_draft(Draft::new(
-            key.clone(),
-            g,
-            ctx.lang_now(),
-            platform::now_iso(),
-        ));
+        ctx.typed_code.set(String::new());
+        let mut draft = Draft::new(key.clone(), g, ctx.lang_now(), platform::now_iso());
+        draft.access_code = code;
+        ctx.begin_draft(draft);
         ctx.shown.set(Default::default());
         ctx.screen.set(Screen::Form);
         platform::scroll_top();
@@ -115,6 +139,11 @@ pub fn StartScreen() -> impl IntoView {
             </fieldset>
         }
     });
+    let code_field = move || {
+        needs_code
+            .get()
+            .then(|| view! { <CodeField asked=code_asked/> })
+    };
     let wait_text = Signal::derive(move || {
         let n = wait_left.get();
         (n > 0).then(|| fill(t.wait_next, &[("n", &n)]))
@@ -131,6 +160,7 @@ pub fn StartScreen() -> impl IntoView {
                 </div>
             })}
             {groups}
+            {code_field}
             <p class="warning" role="status" data-testid="wait-next" hidden=Signal::derive(move || wait_text.get().is_none())>{wait_text}</p>
             <div class="actions">
                 <button class="primary big" data-testid="start-button" disabled=blocked on:click=start>
@@ -141,6 +171,48 @@ pub fn StartScreen() -> impl IntoView {
                 <button class="link" data-testid="open-admin" on:click=move |_| ctx.screen.set(Screen::Admin)>{t.admin}</button>
             </div>
         </section>
+    }
+}
+
+/// What to say under the code field: nothing while a code is still being typed, a mistake
+/// in words as soon as it shows (a character codes never use, too many characters, a
+/// check character that disagrees), and everything once the respondent tried to start.
+fn code_message(typed: &str, asked: bool) -> Option<Result<(), CodeError>> {
+    match AccessCode::parse(typed) {
+        Ok(_) => Some(Ok(())),
+        Err(e @ (CodeError::Empty | CodeError::Length { .. })) if !asked => match e {
+            CodeError::Length { found } if found > analysis::access_code::LEN => Some(Err(e)),
+            _ => None,
+        },
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// The 投票码 field: large, the format shown, any case, spaces and hyphens ignored.
+#[component]
+fn CodeField(asked: RwSignal<bool>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let t = ctx.t();
+    let typed = ctx.typed_code;
+    let message = Signal::derive(move || code_message(&typed.get(), asked.get()));
+    let error = move || match message.get() {
+        Some(Err(e)) => Some(i18n::code_error(t, &e)),
+        _ => None,
+    };
+    let ok = move || matches!(message.get(), Some(Ok(()))).then_some(t.code_ok);
+    view! {
+        <div class="code" data-testid="code-field">
+            <label class="field" for="access-code">{t.code_label}</label>
+            <span class="hint" id="code-hint">{t.code_hint}</span>
+            <input id="access-code" type="text" data-testid="access-code"
+                autocomplete="off" autocapitalize="characters" spellcheck="false"
+                placeholder="K7QM-3XWD" maxlength="20" aria-describedby="code-hint code-error"
+                aria-invalid=move || error().is_some().to_string()
+                style="font-size:1.75rem;letter-spacing:.12em;max-width:16rem;font-family:monospace;text-transform:uppercase"
+                prop:value=typed on:input=move |ev| typed.set(event_target_value(&ev))/>
+            <p class="error" id="code-error" role="alert" data-testid="code-error">{error}</p>
+            <p class="muted" role="status" data-testid="code-ok">{ok}</p>
+        </div>
     }
 }
 

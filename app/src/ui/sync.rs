@@ -68,10 +68,33 @@ fn note_contact(ctx: Ctx, c: Contact) {
     ctx.contact.set(Some(c));
 }
 
-/// Starts sending: now, and whenever the browser is back online or the page is shown.
+/// Between heartbeats when nothing else makes a round happen.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(300);
+
+/// Starts sending: now, whenever the browser is back online or the page is shown, and
+/// every [`HEARTBEAT_EVERY`] (a round with nothing waiting still sends the heartbeat).
 pub fn start(ctx: Ctx) {
     platform::on_online_or_visible(move || kick(ctx));
     kick(ctx);
+    let _ = set_interval_with_handle(move || kick(ctx), HEARTBEAT_EVERY);
+}
+
+/// Tells the server this device is alive and how many ballots wait on it, so the
+/// officials' dashboard shows it. Its answer changes nothing here (an older server has no
+/// such route), and a failure waits for the next round.
+fn heartbeat(ctx: Ctx) {
+    let Some(form) = ctx.form.get_untracked() else {
+        return;
+    };
+    let waiting = ctx.store.with_value(|s| outbox::tally(s).waiting);
+    let (server, device) = ctx
+        .settings
+        .with_untracked(|s| (s.sync.server.clone(), s.device_id.clone()));
+    let url = outbox::device_endpoint(server.as_deref(), &platform::path_segment(&device));
+    let body = outbox::heartbeat_body(waiting, &form.form.id, &form.form.version);
+    leptos::task::spawn_local(async move {
+        let _ = platform::send_json("PUT", &url, &body, REQUEST_TIMEOUT).await;
+    });
 }
 
 /// Sends the waiting ballots now (or right after the round under way).
@@ -151,6 +174,9 @@ fn finish(ctx: Ctx, result: Result<(), (Failure, Option<u32>)>) {
             },
         );
     }
+    if wait.is_none() {
+        heartbeat(ctx);
+    }
     if again {
         kick(ctx);
     } else if let Some(ms) = wait {
@@ -180,7 +206,9 @@ async fn round(ctx: Ctx) -> Result<(), (Failure, Option<u32>)> {
             return Ok(());
         }
         let reply =
-            match platform::post_json(&url, &outbox::request_body(&batch), REQUEST_TIMEOUT).await {
+            match platform::send_json("POST", &url, &outbox::request_body(&batch), REQUEST_TIMEOUT)
+                .await
+            {
                 Ok((status, body, after)) => {
                     outbox::read_reply(&batch, status, &body, after.as_deref())
                 }
@@ -239,11 +267,12 @@ pub fn DeliveryStatus() -> impl IntoView {
     });
     view! {
         <p class="delivery" data-testid="delivery-status"
-            data-state=move || match state.get() { LineState::Sent => "delivered", LineState::Waiting => "waiting", LineState::Refused(_) => "refused" }>
+            data-state=move || match state.get() { LineState::Sent => "delivered", LineState::Waiting => "waiting", LineState::Refused(_) => "refused" }
+            data-reason=move || match state.get() { LineState::Refused(why) => why, _ => String::new() }>
             {move || match state.get() {
                 LineState::Sent => t.delivered,
                 LineState::Waiting => t.kept_on_device,
-                LineState::Refused(_) => t.delivery_refused,
+                LineState::Refused(why) => crate::i18n::refusal(t, &why).map_or(t.delivery_refused, |(long, _)| long),
             }}
         </p>
     }
@@ -315,7 +344,8 @@ pub fn SyncSection(tally: Memo<outbox::Tally>, message: RwSignal<Option<String>>
             {count("sync-refused", t.sync_refused, Signal::derive(move || tally.with(|x| x.refused)))}
             <ul class="problems">
                 {move || tally.with(|x| x.reasons.iter().map(|(why, n)| {
-                    view! { <li data-testid="sync-reason">{fill(t.sync_reason, &[("n", n), ("why", why)])}</li> }
+                    let words = crate::i18n::refusal(t, why).map_or(why.as_str(), |(_, short)| short);
+                    view! { <li data-testid="sync-reason" data-reason=why.clone()>{fill(t.sync_reason, &[("n", n), ("why", &words)])}</li> }
                 }).collect_view())}
             </ul>
             <p class="muted" data-testid="sync-last-contact">{contact}</p>

@@ -8,9 +8,18 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::body::{parse, JsonBody};
+use super::client::ClientAddr;
 use super::error::ApiError;
 use super::AppState;
-use crate::intake::{self, Status};
+use crate::intake::{self, Arrival, Status};
+
+/// Where the request came from and the rate limits it is under.
+fn arrival(state: &AppState, ClientAddr(address): ClientAddr) -> Arrival {
+    Arrival {
+        address: address.to_string(),
+        limits: state.limits().rates,
+    }
+}
 
 #[derive(Deserialize)]
 struct Batch {
@@ -20,6 +29,7 @@ struct Batch {
 /// Checks and stores a batch; one result per ballot, in the order sent.
 pub async fn post(
     State(state): State<AppState>,
+    client: ClientAddr,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let batch: Batch = parse(&body, r#"a batch {"ballots": [ballot, …]}"#)?;
@@ -35,33 +45,39 @@ pub async fn post(
             batch.ballots.len()
         )));
     }
-    let result = intake::take(state.store(), state.forms(), batch.ballots, true)
+    let from = arrival(&state, client);
+    let result = intake::take(state.store(), state.forms(), batch.ballots, true, &from)
         .await
         .map_err(ApiError::storing)?;
     Ok(Json(result).into_response())
 }
 
 /// Stores one ballot under the id its URL names: 201 stored, 200 already stored,
-/// 409 another ballot holds the id, 422 refused.
+/// 409 another ballot holds the id, 422 refused (its `reason` says why).
 pub async fn put(
     State(state): State<AppState>,
+    client: ClientAddr,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    put_one(state, id, body).await
+    let from = arrival(&state, client);
+    put_one(state, from, id, body).await
 }
 
 /// `PUT /api/v1/ballots/` names the empty id: answered like any other id (a ballot with
 /// an empty id is refused), not as a missing route.
 pub async fn put_without_id(
     State(state): State<AppState>,
+    client: ClientAddr,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    put_one(state, String::new(), body).await
+    let from = arrival(&state, client);
+    put_one(state, from, String::new(), body).await
 }
 
 async fn put_one(
     state: AppState,
+    from: Arrival,
     id: String,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -75,7 +91,7 @@ async fn put_one(
             )));
         }
     }
-    let mut batch = intake::take(state.store(), state.forms(), vec![value], false)
+    let mut batch = intake::take(state.store(), state.forms(), vec![value], false, &from)
         .await
         .map_err(ApiError::storing)?;
     let result = batch.results.remove(0);

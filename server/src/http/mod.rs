@@ -6,6 +6,7 @@ pub mod admin;
 pub mod ballots;
 pub mod body;
 pub mod client;
+pub mod devices;
 pub mod error;
 pub mod forms;
 pub mod site;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(status::openapi))
         .route("/forms", get(forms::list))
         .route("/forms/{id}/{version}", get(forms::get))
+        .route("/devices/{device_id}", put(devices::put))
         .merge(submissions)
         .nest("/admin", admin::routes())
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))

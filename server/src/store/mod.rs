@@ -8,13 +8,21 @@
 //! the `schema_version` table; docs/database.md describes it.
 
 mod admin;
+pub mod arrivals;
+mod codes;
 mod postgres;
 mod read;
 
 mod sqlite;
 
 pub use admin::{AuditEntry, Closing, Closure, User, CLOSE_LOCK};
+pub use codes::{
+    AddressSource, Attendance, CodeCount, DeviceSource, Heartbeat, Issued, Reason, ReasonCount,
+    Sources,
+};
 pub use read::{ReadError, Reader, StoredForm};
+
+pub use crate::config::RateLimits;
 
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -133,6 +141,34 @@ pub struct Incoming {
     /// Hex SHA-256 of `ballot_json`: two arrivals with the same id are the same ballot
     /// exactly when their hashes agree.
     pub content_hash: String,
+    /// The campaign's rules this ballot is admitted by, beyond its form's checks.
+    pub admission: Admission,
+}
+
+/// What decides whether a well-formed ballot is taken by its campaign: the access code
+/// of a restricted group, and the rate limits of open groups. [`Admission::default`]
+/// (no code needed, no address, no limits) is how the CLI and tests bring ballots in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The ballot's group needs an access code (the form marks it `code_required`).
+    pub code_required: bool,
+    /// The code it carried. Only its keyed hash is ever looked up; it is never stored.
+    pub code: Option<analysis::access_code::AccessCode>,
+    /// The client address it came from; "" when not over HTTP (no source is recorded).
+    pub address: String,
+    /// Ballots per source and hour taken for open groups.
+    pub limits: RateLimits,
+}
+
+impl Default for Admission {
+    fn default() -> Admission {
+        Admission {
+            code_required: false,
+            code: None,
+            address: String::new(),
+            limits: RateLimits::OFF,
+        }
+    }
 }
 
 impl Incoming {
@@ -152,9 +188,14 @@ impl Incoming {
             form_version: b.form_version.clone(),
             ballot_json,
             content_hash,
+            admission: Admission::default(),
         }
     }
 }
+
+/// What became of one ballot brought to its campaign: an [`Outcome`], or refused by the
+/// campaign's rules (kept in `refusals` with the reason and counted).
+pub type Verdict = Result<Outcome, Reason>;
 
 /// What became of one submitted ballot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,9 +305,14 @@ impl Store {
     }
 
     /// One durable transaction: returns only after the commit is on disk (SQLite WAL with
-    /// synchronous=FULL, PostgreSQL synchronous_commit on). Outcomes in input order. A conflict
-    /// is recorded (with its content) and counted in the same transaction; a repeat is counted.
-    pub async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>, StoreError> {
+    /// synchronous=FULL, PostgreSQL synchronous_commit on). Verdicts in input order. Each
+    /// ballot is decided in this order: an id already stored is a repeat or a conflict (so
+    /// a resent ballot never needs its code again); a closed campaign refuses it; a group
+    /// that needs a code refuses it without one, with one not issued for the campaign and
+    /// group, or with one already used; an open group refuses it past a rate limit; else it
+    /// is stored and its code marked used, in this same transaction. A conflict is recorded
+    /// (with its content) and counted; a repeat is counted; a refusal is kept with its reason.
+    pub async fn admit(&self, batch: Vec<Incoming>) -> Result<Vec<Verdict>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -274,6 +320,26 @@ impl Store {
             Backend::Sqlite(s) => s.submit(batch).await,
             Backend::Postgres(s) => s.submit(batch).await,
         }
+    }
+
+    /// [`Store::admit`] for callers whose ballots the campaign's rules should never refuse
+    /// (the CLI's imports, tests). A ballot refused all the same (its campaign is closed)
+    /// is kept and counted like any refusal, and the answer is an error naming it.
+    pub async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>, StoreError> {
+        let ids: Vec<String> = batch.iter().map(|b| b.response_id.clone()).collect();
+        let verdicts = self.admit(batch).await?;
+        ids.iter()
+            .zip(verdicts)
+            .map(|(id, verdict)| {
+                verdict.map_err(|reason| {
+                    StoreError::Other(format!(
+                        "ballot {} was refused: {}",
+                        quoted(id),
+                        reason.message()
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Keeps refused ballots (raw text + reason) and counts them, durably.

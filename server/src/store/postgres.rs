@@ -10,8 +10,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+use super::codes::{self, sources};
 use super::{
-    now, redact, Columns, Counts, FormCount, FormRecord, Incoming, Outcome, Refusal, StoreError,
+    now, redact, Columns, Counts, FormCount, FormRecord, Incoming, Outcome, Reason, Refusal,
+    StoreError, Verdict,
 };
 
 /// Each migration with the schema version it brings the database to, oldest first.
@@ -162,7 +164,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>, StoreError> {
+    pub(super) async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Verdict>, StoreError> {
         // Ids are inserted in sorted order, so two transactions never wait for each other
         // in a circle; the outcomes go back in input order.
         let mut order: Vec<usize> = (0..batch.len()).collect();
@@ -314,8 +316,8 @@ async fn submit_once(
     client: &mut deadpool_postgres::Object,
     batch: &[Incoming],
     order: &[usize],
-) -> Result<Vec<Outcome>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+) -> Result<Vec<Verdict>, tokio_postgres::Error> {
+    let mut tx = client.transaction().await?;
     tx.batch_execute("SET LOCAL synchronous_commit = on")
         .await?;
     let insert = tx
@@ -334,13 +336,25 @@ async fn submit_once(
              received_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .await?;
+    // Held shared until the commit: closing a campaign takes it exclusively, so a closure
+    // waits for the ballots under way and no ballot slips in after it.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock_shared($1)",
+        &[&super::CLOSE_LOCK],
+    )
+    .await?;
+    let key: Option<String> = tx.query_opt(codes::SQL_KEY, &[]).await?.map(|r| r.get(0));
     let at = now();
-    let mut outcomes = vec![Outcome::Stored; batch.len()];
+    let mut verdicts = vec![Ok(Outcome::Stored); batch.len()];
+    let mut inserted = vec![false; batch.len()];
     let mut repeats = 0i64;
+    // The ballots are inserted first, in sorted order (see `submit`), so an id decides
+    // before anything else: a resent ballot never needs its code again, even while its
+    // first sending is under way (the insert waits for it).
     for &i in order {
         let b = &batch[i];
         let columns = Columns::of(&b.ballot_json);
-        let inserted = tx
+        let n = tx
             .execute(
                 &insert,
                 &[
@@ -356,13 +370,14 @@ async fn submit_once(
                 ],
             )
             .await?;
-        if inserted == 1 {
+        if n == 1 {
+            inserted[i] = true;
             continue;
         }
         let hash: String = tx.query_one(&stored_hash, &[&b.response_id]).await?.get(0);
         if hash == b.content_hash {
             repeats += 1;
-            outcomes[i] = Outcome::AlreadyStored;
+            verdicts[i] = Ok(Outcome::AlreadyStored);
         } else {
             tx.execute(
                 &conflict,
@@ -376,7 +391,26 @@ async fn submit_once(
                 ],
             )
             .await?;
-            outcomes[i] = Outcome::Conflict;
+            verdicts[i] = Ok(Outcome::Conflict);
+        }
+    }
+    // Then the campaign's rules, in the order sent (the first ballot with a code takes
+    // it); a savepoint undoes what a refused ballot's checks counted.
+    for (i, b) in batch.iter().enumerate().filter(|(i, _)| inserted[*i]) {
+        let columns = Columns::of(&b.ballot_json);
+        let checks = tx.savepoint("ballot").await?;
+        match decide(&checks, b, &columns, &at, key.as_deref()).await? {
+            None => checks.commit().await?,
+            Some(reason) => {
+                checks.rollback().await?;
+                tx.execute(
+                    "DELETE FROM ballots WHERE response_id = $1",
+                    &[&b.response_id],
+                )
+                .await?;
+                refused_in(&tx, b, &columns, &at, reason).await?;
+                verdicts[i] = Err(reason);
+            }
         }
     }
     if repeats > 0 {
@@ -387,7 +421,112 @@ async fn submit_once(
         .await?;
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(verdicts)
+}
+
+/// The campaign's rules for a ballot just inserted: closed, its code (marked used here;
+/// the row lock makes a second ballot with the same code wait and then find it used),
+/// the rate limits of open groups (counted here, under the source row's lock). `None`
+/// keeps it.
+async fn decide(
+    tx: &tokio_postgres::Transaction<'_>,
+    b: &Incoming,
+    columns: &Columns,
+    at: &str,
+    key: Option<&str>,
+) -> Result<Option<Reason>, tokio_postgres::Error> {
+    let closed: i64 = tx
+        .query_one(codes::SQL_CLOSED, &[&b.form_id, &b.form_version])
+        .await?
+        .get(0);
+    if closed > 0 {
+        return Ok(Some(Reason::Closed));
+    }
+    let rules = &b.admission;
+    if rules.code_required {
+        let Some(code) = &rules.code else {
+            return Ok(Some(Reason::CodeMissing));
+        };
+        let Some(key) = key else {
+            return Ok(Some(Reason::CodeInvalid));
+        };
+        let hash = crate::codes::keyed_hash(key, code);
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&hash, &b.form_id, &b.form_version, &columns.group];
+        if tx.execute(codes::SQL_USE_CODE, &args).await? == 0 {
+            let issued: i64 = tx.query_one(codes::SQL_CODE_ISSUED, &args).await?.get(0);
+            return Ok(Some(if issued > 0 {
+                Reason::CodeUsed
+            } else {
+                Reason::CodeInvalid
+            }));
+        }
+    }
+    let hour = codes::counted_hour(&columns.submitted_at, at);
+    for (kind, key) in sources(b, columns) {
+        let count: i64 = tx
+            .query_one(
+                codes::SQL_SOURCE_BALLOT,
+                &[&b.form_id, &b.form_version, &kind, &key, &hour],
+            )
+            .await?
+            .get(0);
+        let limit = codes::limit_of(&rules.limits, kind);
+        if !rules.code_required && limit > 0 && count > limit {
+            return Ok(Some(Reason::RateLimited));
+        }
+    }
+    seen(tx, b, columns, at).await?;
+    Ok(None)
+}
+
+/// Records the arrival of a ballot as a contact of its device.
+async fn seen(
+    tx: &tokio_postgres::Transaction<'_>,
+    b: &Incoming,
+    columns: &Columns,
+    at: &str,
+) -> Result<(), tokio_postgres::Error> {
+    if !b.admission.address.is_empty() && !columns.device_id.is_empty() {
+        tx.execute(
+            codes::SQL_DEVICE_SEEN,
+            &[&columns.device_id, &at, &b.admission.address],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Keeps a ballot the campaign refused, with its reason, and counts it for its sources.
+async fn refused_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    b: &Incoming,
+    columns: &Columns,
+    at: &str,
+    reason: Reason,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        codes::SQL_REFUSAL,
+        &[
+            &b.response_id,
+            &b.form_id,
+            &b.form_version,
+            &reason.message(),
+            &b.ballot_json,
+            &at,
+            &reason.as_str(),
+        ],
+    )
+    .await?;
+    let hour = codes::counted_hour(&columns.submitted_at, at);
+    for (kind, key) in sources(b, columns) {
+        tx.execute(
+            codes::SQL_SOURCE_REFUSED,
+            &[&b.form_id, &b.form_version, &kind, &key, &hour],
+        )
+        .await?;
+    }
+    seen(tx, b, columns, at).await
 }
 
 /// A deadlock or serialization failure: PostgreSQL undid the transaction and it may simply

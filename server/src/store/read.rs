@@ -4,11 +4,15 @@
 //! ballots handed over one row at a time, never collected (SQLite statement iteration;
 //! PostgreSQL a row stream), so a province's millions fit in any memory.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use analysis::rules::HeadCounts;
 
 use futures_util::{pin_mut, TryStreamExt};
 use rusqlite::{Connection, OpenFlags};
 
+use super::codes::{self, Attendance, CodeCount};
 use super::{redact, shown, Database, FormRecord, StoreError};
 
 /// A form the database holds, with the number of ballots stored for it.
@@ -140,6 +144,93 @@ impl Reader {
                 Ok(())
             }),
         }
+    }
+}
+
+impl Reader {
+    /// Head counts per group of a campaign, as [`super::Store::head_counts`] gives them:
+    /// issued = codes issued, returned = codes used, present and members from attendance.
+    /// A database older than the access codes has none.
+    pub fn head_counts(
+        &mut self,
+        form_id: &str,
+        form_version: &str,
+    ) -> Result<BTreeMap<String, HeadCounts>, StoreError> {
+        let shown = self.shown.clone();
+        let (codes, attendance) = match &mut self.inner {
+            Inner::Sqlite { conn, path } => {
+                let read = || -> rusqlite::Result<(Vec<CodeCount>, Vec<Attendance>)> {
+                    let has_codes: bool = conn.query_row(
+                        "SELECT count(*) = 1 FROM sqlite_master WHERE name = 'access_codes'",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    if !has_codes {
+                        return Ok((Vec::new(), Vec::new()));
+                    }
+                    let args = [form_id, form_version];
+                    let codes = conn
+                        .prepare(&codes::sqlite(codes::SQL_CODE_COUNTS))?
+                        .query_map(args, |r| {
+                            Ok(CodeCount {
+                                group: r.get(0)?,
+                                issued: codes::count(r.get(1)?),
+                                used: codes::count(r.get(2)?),
+                            })
+                        })?
+                        .collect::<rusqlite::Result<_>>()?;
+                    let attendance = conn
+                        .prepare(&codes::sqlite(codes::SQL_ATTENDANCE))?
+                        .query_map(args, |r| {
+                            Ok(Attendance {
+                                group: r.get(0)?,
+                                present: codes::count(r.get(1)?),
+                                members: r.get::<_, Option<i64>>(2)?.map(codes::count),
+                                recorded_at: r.get(3)?,
+                                recorded_by: r.get(4)?,
+                            })
+                        })?
+                        .collect::<rusqlite::Result<_>>()?;
+                    Ok((codes, attendance))
+                };
+                read().map_err(|e| super::sqlite::error(path, e))?
+            }
+            Inner::Postgres { runtime, client } => runtime
+                .block_on(async {
+                    let has_codes: bool = client
+                        .query_one("SELECT to_regclass('access_codes') IS NOT NULL", &[])
+                        .await?
+                        .get(0);
+                    if !has_codes {
+                        return Ok((Vec::new(), Vec::new()));
+                    }
+                    let codes = client
+                        .query(codes::SQL_CODE_COUNTS, &[&form_id, &form_version])
+                        .await?
+                        .iter()
+                        .map(|r| CodeCount {
+                            group: r.get(0),
+                            issued: codes::count(r.get(1)),
+                            used: codes::count(r.get(2)),
+                        })
+                        .collect();
+                    let attendance = client
+                        .query(codes::SQL_ATTENDANCE, &[&form_id, &form_version])
+                        .await?
+                        .iter()
+                        .map(|r| Attendance {
+                            group: r.get(0),
+                            present: codes::count(r.get(1)),
+                            members: r.get::<_, Option<i64>>(2).map(codes::count),
+                            recorded_at: r.get(3),
+                            recorded_by: r.get(4),
+                        })
+                        .collect();
+                    Ok((codes, attendance))
+                })
+                .map_err(|e| pg_error(&shown, e))?,
+        };
+        Ok(codes::head_counts(&codes, &attendance))
     }
 }
 

@@ -12,8 +12,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::codes::{self, sources};
 use super::{
-    now, shown, Columns, Counts, FormCount, FormRecord, Incoming, Outcome, Refusal, StoreError,
+    now, shown, Columns, Counts, FormCount, FormRecord, Incoming, Outcome, Reason, Refusal,
+    StoreError, Verdict,
 };
 
 /// Each migration with the schema version it brings the file to, oldest first.
@@ -41,7 +43,7 @@ pub(super) struct SqliteStore {
 enum Job {
     Submit(
         Vec<Incoming>,
-        oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
+        oneshot::Sender<Result<Vec<Verdict>, StoreError>>,
     ),
     Refuse(Vec<Refusal>, oneshot::Sender<Result<(), StoreError>>),
     AddForm(FormRecord, oneshot::Sender<Result<(), StoreError>>),
@@ -58,7 +60,7 @@ type Exec = Box<dyn Fn(&Connection, &str) -> rusqlite::Result<Box<dyn Any + Send
 
 /// What a job did inside the group's transaction, sent once the group is committed.
 enum Done {
-    Outcomes(Vec<Outcome>),
+    Outcomes(Vec<Verdict>),
     Value(Box<dyn Any + Send>),
     Nothing,
 }
@@ -145,7 +147,7 @@ impl SqliteStore {
         self.write(|reply| Job::AddForm(form, reply)).await
     }
 
-    pub(super) async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>, StoreError> {
+    pub(super) async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Verdict>, StoreError> {
         self.write(|reply| Job::Submit(batch, reply)).await
     }
 
@@ -415,7 +417,7 @@ fn run_group(conn: &mut Connection, path: &Path, group: Vec<Job>) -> Result<(), 
     }
 }
 
-fn submit_in(conn: &Connection, batch: &[Incoming], at: &str) -> rusqlite::Result<Vec<Outcome>> {
+fn submit_in(conn: &Connection, batch: &[Incoming], at: &str) -> rusqlite::Result<Vec<Verdict>> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO ballots (response_id, form_id, form_version, device_id, \"group\", \
          submitted_at, received_at, content_hash, ballot) \
@@ -427,10 +429,16 @@ fn submit_in(conn: &Connection, batch: &[Incoming], at: &str) -> rusqlite::Resul
         "INSERT INTO conflicts (response_id, form_id, form_version, content_hash, ballot, \
          received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    let key: Option<String> = conn
+        .query_row(&codes::sqlite(codes::SQL_KEY), [], |r| r.get(0))
+        .optional()?;
     let mut repeats = 0i64;
-    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut verdicts = Vec::with_capacity(batch.len());
     for b in batch {
         let columns = Columns::of(&b.ballot_json);
+        // The ballot is inserted first, so its id decides before anything else (a resent
+        // ballot never needs its code again); the savepoint undoes it when refused.
+        conn.execute_batch("SAVEPOINT ballot")?;
         let inserted = insert.execute(params![
             b.response_id,
             b.form_id,
@@ -443,13 +451,20 @@ fn submit_in(conn: &Connection, batch: &[Incoming], at: &str) -> rusqlite::Resul
             b.ballot_json
         ])?;
         if inserted == 1 {
-            outcomes.push(Outcome::Stored);
+            let refused = decide(conn, b, &columns, at, key.as_deref())?;
+            if let Some(reason) = refused {
+                conn.execute_batch("ROLLBACK TO ballot")?;
+                refused_in(conn, b, &columns, at, reason)?;
+            }
+            conn.execute_batch("RELEASE ballot")?;
+            verdicts.push(refused.map_or(Ok(Outcome::Stored), Err));
             continue;
         }
+        conn.execute_batch("RELEASE ballot")?;
         let hash: String = stored_hash.query_row([&b.response_id], |r| r.get(0))?;
         if hash == b.content_hash {
             repeats += 1;
-            outcomes.push(Outcome::AlreadyStored);
+            verdicts.push(Ok(Outcome::AlreadyStored));
         } else {
             conflict.execute(params![
                 b.response_id,
@@ -459,14 +474,109 @@ fn submit_in(conn: &Connection, batch: &[Incoming], at: &str) -> rusqlite::Resul
                 b.ballot_json,
                 at
             ])?;
-            outcomes.push(Outcome::Conflict);
+            verdicts.push(Ok(Outcome::Conflict));
         }
     }
     if repeats > 0 {
         conn.prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = 'repeats'")?
             .execute([repeats])?;
     }
-    Ok(outcomes)
+    Ok(verdicts)
+}
+
+/// The campaign's rules for a ballot just inserted: closed, its code (marked used here),
+/// the rate limits of open groups (counted here). `None` keeps it.
+fn decide(
+    conn: &Connection,
+    b: &Incoming,
+    columns: &Columns,
+    at: &str,
+    key: Option<&str>,
+) -> rusqlite::Result<Option<Reason>> {
+    let closed: i64 = conn
+        .prepare_cached(&codes::sqlite(codes::SQL_CLOSED))?
+        .query_row([&b.form_id, &b.form_version], |r| r.get(0))?;
+    if closed > 0 {
+        return Ok(Some(Reason::Closed));
+    }
+    let rules = &b.admission;
+    if rules.code_required {
+        let Some(code) = &rules.code else {
+            return Ok(Some(Reason::CodeMissing));
+        };
+        let Some(key) = key else {
+            return Ok(Some(Reason::CodeInvalid));
+        };
+        let hash = crate::codes::keyed_hash(key, code);
+        let args = params![hash, b.form_id, b.form_version, columns.group];
+        if conn
+            .prepare_cached(&codes::sqlite(codes::SQL_USE_CODE))?
+            .execute(args)?
+            == 0
+        {
+            let issued: i64 = conn
+                .prepare_cached(&codes::sqlite(codes::SQL_CODE_ISSUED))?
+                .query_row(args, |r| r.get(0))?;
+            return Ok(Some(if issued > 0 {
+                Reason::CodeUsed
+            } else {
+                Reason::CodeInvalid
+            }));
+        }
+    }
+    let hour = codes::counted_hour(&columns.submitted_at, at);
+    for (kind, key) in sources(b, columns) {
+        let count: i64 = conn
+            .prepare_cached(&codes::sqlite(codes::SQL_SOURCE_BALLOT))?
+            .query_row(params![b.form_id, b.form_version, kind, key, hour], |r| {
+                r.get(0)
+            })?;
+        let limit = codes::limit_of(&rules.limits, kind);
+        if !rules.code_required && limit > 0 && count > limit {
+            return Ok(Some(Reason::RateLimited));
+        }
+    }
+    seen(conn, b, columns, at)
+}
+
+/// Records the arrival of a ballot as a contact of its device.
+fn seen(
+    conn: &Connection,
+    b: &Incoming,
+    columns: &Columns,
+    at: &str,
+) -> rusqlite::Result<Option<Reason>> {
+    if !b.admission.address.is_empty() && !columns.device_id.is_empty() {
+        conn.prepare_cached(&codes::sqlite(codes::SQL_DEVICE_SEEN))?
+            .execute(params![columns.device_id, at, b.admission.address])?;
+    }
+    Ok(None)
+}
+
+/// Keeps a ballot the campaign refused, with its reason, and counts it for its sources.
+fn refused_in(
+    conn: &Connection,
+    b: &Incoming,
+    columns: &Columns,
+    at: &str,
+    reason: Reason,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(&codes::sqlite(codes::SQL_REFUSAL))?
+        .execute(params![
+            b.response_id,
+            b.form_id,
+            b.form_version,
+            reason.message(),
+            b.ballot_json,
+            at,
+            reason.as_str()
+        ])?;
+    let hour = codes::counted_hour(&columns.submitted_at, at);
+    for (kind, key) in sources(b, columns) {
+        conn.prepare_cached(&codes::sqlite(codes::SQL_SOURCE_REFUSED))?
+            .execute(params![b.form_id, b.form_version, kind, key, hour])?;
+    }
+    seen(conn, b, columns, at).map(drop)
 }
 
 fn refuse_in(conn: &Connection, rows: &[Refusal], at: &str) -> rusqlite::Result<()> {

@@ -5,9 +5,14 @@
 //!
 //! Each part of the console adds its routes in a module of its own, merged in [`routes`].
 
+mod attendance;
 mod audit;
 mod campaigns;
+mod codes;
+mod dashboard;
+mod info;
 mod session;
+mod sources;
 
 use std::sync::Arc;
 
@@ -172,6 +177,11 @@ pub fn routes() -> Router<AppState> {
         .merge(session::routes())
         .merge(audit::routes())
         .merge(campaigns::routes())
+        .merge(dashboard::routes())
+        .merge(info::routes())
+        .merge(codes::routes())
+        .merge(attendance::routes())
+        .merge(sources::routes())
         .route_layer(middleware::from_fn(same_origin))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
