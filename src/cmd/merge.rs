@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use analysis::files::{sniff, Kind};
 use analysis::merge::Merger;
-use analysis::{wide_csv, Ballot, Form};
+use analysis::{wide_csv, Form};
 use anyhow::bail;
+use pingyi_server::export::{Export, Format};
 
 use super::score::load_form;
 
@@ -30,33 +31,6 @@ const EXAMPLES: &str = "Examples:
   pingyi merge kiosk1.csv kiosk2.csv tablet.json -o all.csv
   pingyi merge day1.json day2.json -o week.json --form my-form.json";
 
-/// The file being written: CSV rows or the elements of a JSON array (also `export`'s).
-pub(super) enum Out<'f, 'w> {
-    Csv(Box<wide_csv::Writer<'f, &'w mut dyn Write>>),
-    Json { w: &'w mut dyn Write, first: bool },
-}
-
-impl Out<'_, '_> {
-    pub(super) fn write(&mut self, b: &Ballot) -> std::io::Result<()> {
-        match self {
-            Out::Csv(w) => w.write(b),
-            Out::Json { w, first } => {
-                w.write_all(if *first { b"[\n" } else { b",\n" })?;
-                *first = false;
-                serde_json::to_writer_pretty(&mut **w, b)?;
-                Ok(())
-            }
-        }
-    }
-
-    pub(super) fn finish(self) -> std::io::Result<()> {
-        match self {
-            Out::Csv(w) => (*w).finish()?.flush(),
-            Out::Json { w, first } => w.write_all(if first { b"[]\n" } else { b"\n]\n" }),
-        }
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut read: Vec<&Path> = args.files.iter().map(PathBuf::as_path).collect();
     read.extend(args.form.as_deref());
@@ -67,20 +41,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .extension()
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
-    let json = match ext.as_deref() {
-        Some("csv") => false,
-        Some("json") => true,
+    let format = match ext.as_deref() {
+        Some("csv") => Format::Csv,
+        Some("json") => Format::Json,
         _ => bail!(
             "{}: cannot tell the output format, expected a name ending in .csv or .json",
             args.output.display()
         ),
     };
     let merger = crate::output::write_atomically(&args.output, |w| {
-        let mut out = if json {
-            Out::Json { w, first: true }
-        } else {
-            Out::Csv(Box::new(wide_csv::Writer::new(&form, w)?))
-        };
+        let name = args.output.display().to_string();
+        let mut out = Export::new(&form, format, w, &name)?;
         let merger = merge_into(&form, &args.files, &mut out)?;
         out.finish()?;
         Ok(merger)
@@ -95,7 +66,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn merge_into(form: &Form, files: &[PathBuf], out: &mut Out<'_, '_>) -> anyhow::Result<Merger> {
+fn merge_into<W: Write>(
+    form: &Form,
+    files: &[PathBuf],
+    out: &mut Export<'_, W>,
+) -> anyhow::Result<Merger> {
     let mut merger = Merger::new();
     for path in files {
         let name = path.display().to_string();
