@@ -2,19 +2,21 @@
 //! seen, as JSON, the printable PDF sheet or CSV) and the counts issued and used per
 //! group (viewer).
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{audit, Admin, AdminError, Viewer};
 use crate::codes::{self, font, sheet};
+use crate::dashboard::Dashboard;
 use crate::forms::HeldForm;
 use crate::http::body::{parse, JsonBody};
-use crate::http::client::Peer;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
@@ -99,8 +101,7 @@ async fn issue(
     Admin(who): Admin,
     Path((id, version)): Path<(String, String)>,
     Query(query): Query<FormatQuery>,
-    peer: Peer,
-    headers: HeaderMap,
+    Extension(dashboard): Extension<Arc<Dashboard>>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, AdminError> {
     let format = Format::parse(query.format.as_deref())?;
@@ -108,7 +109,9 @@ async fn issue(
     let request: IssueRequest = parse(&body, r#"a request {"group": "npc", "count": 60}"#)?;
     let label = codes::check_request(&held.form, &request.group, request.count)
         .map_err(ApiError::Unprocessable)?;
-    let public_url = public_url(&headers, peer);
+    // The address on the posters (`serve --public-url`, else the listen address), not
+    // the one the console was opened at: that may be 127.0.0.1 on the server itself.
+    let public_url = dashboard.public_url().to_string();
     // Everything that could fail after issuing is tried first: codes issued and never
     // seen would be lost.
     let fonts = match format {
@@ -197,16 +200,6 @@ impl Answer {
             .collect();
         format!("codes-{safe}-batch{}.{extension}", self.issued.batch)
     }
-}
-
-/// The address the app is reached at, as the official's browser reached this server.
-fn public_url(headers: &HeaderMap, peer: Peer) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = if peer.tls { "https" } else { "http" };
-    format!("{scheme}://{host}/")
 }
 
 fn attachment(bytes: Vec<u8>, content_type: &'static str, name: &str) -> Response {
