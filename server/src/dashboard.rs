@@ -246,6 +246,9 @@ pub enum DashboardError {
     Failed(String),
 }
 
+/// A campaign (form id, version) and the rules' name.
+type CacheKey = (String, String, Option<String>);
+
 /// One computed dashboard, with the count of stored ballots and the head counts it was
 /// computed for.
 struct Computed {
@@ -261,7 +264,7 @@ pub struct Dashboard {
     database: Database,
     /// Per (form id, version, rules name): held while computing, so that pollers of one
     /// dashboard wait for one computation instead of each starting their own.
-    cache: Mutex<HashMap<(String, String, Option<String>), Computed>>,
+    cache: Mutex<HashMap<CacheKey, Computed>>,
 }
 
 /// A rules file as the console lists it.

@@ -8,9 +8,9 @@
 mod attendance;
 mod audit;
 mod campaigns;
+mod codes;
 mod dashboard;
 mod info;
-mod codes;
 mod session;
 mod sources;
 
