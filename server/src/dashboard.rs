@@ -417,3 +417,29 @@ fn now_millis() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::public_url;
+
+    #[test]
+    fn the_public_address_is_the_one_asked_for_else_the_listen_one_never_unspecified() {
+        let at = |s: &str| s.parse().unwrap();
+        assert_eq!(
+            public_url(Some("https://pingyi.example/"), at("0.0.0.0:8443"), "https"),
+            "https://pingyi.example/"
+        );
+        assert_eq!(
+            public_url(None, at("127.0.0.1:8080"), "http"),
+            "http://127.0.0.1:8080/"
+        );
+        for bound in ["0.0.0.0:8080", "[::]:8080"] {
+            let url = public_url(None, at(bound), "http");
+            assert!(
+                url.starts_with("http://") && url.ends_with(":8080/"),
+                "{url}"
+            );
+            assert!(!url.contains("0.0.0.0") && !url.contains("[::]"), "{url}");
+        }
+    }
+}
