@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::access_code::AccessCode;
 use crate::error::{cut, quoted, Problem};
 use crate::expr::{Answers, Reference, Value};
 use crate::form::{Form, Item, ItemKind, Target};
@@ -49,6 +50,12 @@ pub struct Ballot {
     pub submitted_at: String,
     /// Item id → answer; unanswered items are absent.
     pub answers: BTreeMap<String, Answer>,
+    /// 投票码: the one-time code of a restricted group, as typed (`K7QM-3XWD`), on its way
+    /// to the server. Absent from the JSON when `None`, so a ballot without one keeps its
+    /// canonical JSON and hash; the server and every export strip it, so it never stands
+    /// next to the answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_code: Option<String>,
 }
 
 impl Ballot {
@@ -143,6 +150,13 @@ impl Ballot {
                         cut(&self.started_at)
                     ),
                 );
+            }
+        }
+        // Whether the group needs a code is the server's decision (a ballot exported by
+        // hand from a device has none); here only a code that cannot be one is refused.
+        if let Some(code) = &self.access_code {
+            if let Err(e) = AccessCode::parse(code) {
+                p("access_code", format!("{}: {e}", quoted(code)));
             }
         }
         for (id, answer) in &self.answers {
@@ -571,6 +585,61 @@ mod tests {
     }
 
     #[test]
+    fn a_ballot_without_a_code_keeps_its_json_and_one_with_a_code_reads_back() {
+        let form = Form::default_form();
+        let mut b = crate::synth::Generator::new(&form, 7).ballot();
+        assert_eq!(b.access_code, None);
+        let plain = serde_json::to_string(&b).unwrap();
+        assert!(!plain.contains("access_code"), "{plain}");
+        let back: Ballot = serde_json::from_str(&plain).unwrap();
+        assert_eq!(back, b);
+
+        b.access_code = Some("k7qm 3xwd".into());
+        let coded = serde_json::to_string(&b).unwrap();
+        assert!(coded.ends_with(r#","access_code":"k7qm 3xwd"}"#), "{coded}");
+        let back: Ballot = serde_json::from_str(&coded).unwrap();
+        assert_eq!(back, b, "the code comes back exactly as typed");
+    }
+
+    #[test]
+    fn a_code_that_parses_is_no_problem_whatever_the_group() {
+        let form = Form::default_form();
+        let mut b = crate::synth::Generator::new(&form, 7).ballot();
+        let good = crate::access_code::AccessCode::from_random([3, 1, 4, 1, 5, 9, 2]);
+        for group in ["public", "npc"] {
+            b.group = group.into();
+            b.access_code = None;
+            assert_eq!(b.problems(&form), [], "no code is the server's business");
+            b.access_code = Some(good.to_string().to_lowercase());
+            assert_eq!(b.problems(&form), []);
+        }
+        let typo: String = good
+            .as_str()
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 2 {
+                    if c == 'A' {
+                        'B'
+                    } else {
+                        'A'
+                    }
+                } else {
+                    c
+                }
+            })
+            .collect();
+        b.access_code = Some(typo.clone());
+        let p: Vec<String> = b.problems(&form).iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            p,
+            [format!(
+                "access_code: \"{typo}\": the access code's check character does not match: a character was mistyped"
+            )]
+        );
+    }
+
+    #[test]
     fn structural_problems_have_paths() {
         let form = Form::default_form();
         let mut b = Ballot {
@@ -583,6 +652,7 @@ mod tests {
             started_at: "2026-11-22T09:00:00+08:00".into(),
             submitted_at: "2026-11-22T08:59:00+08:00".into(),
             answers: BTreeMap::new(),
+            access_code: Some("K7QM-3XWO".into()),
         };
         b.answers
             .insert("contact".into(), Answer::Str("daily".into()));
@@ -617,6 +687,12 @@ mod tests {
             "{p:#?}"
         );
         assert!(p.iter().any(|m| m.starts_with("answers.nope: ")), "{p:#?}");
-        assert_eq!(p.len(), 6);
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("access_code: \"K7QM-3XWO\": character 8")
+                    && m.contains("which codes never use")),
+            "{p:#?}"
+        );
+        assert_eq!(p.len(), 7);
     }
 }

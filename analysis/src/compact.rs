@@ -176,6 +176,7 @@ pub fn decode(form: &Form, device: &str, line: &str) -> Result<Ballot, String> {
         started_at: format_rfc3339(start),
         submitted_at: format_rfc3339(start + duration),
         answers: BTreeMap::new(),
+        access_code: None,
     };
     for (item, v) in items.iter().zip(&row[HEAD..]) {
         let answer = match (v, &item.kind) {
@@ -355,6 +356,7 @@ mod tests {
             started_at: "2026-11-22T01:30:00.250Z".into(),
             submitted_at: "2026-11-22T01:34:31.000Z".into(),
             answers,
+            access_code: None,
         }
     }
 

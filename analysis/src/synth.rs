@@ -170,6 +170,7 @@ impl<'f> Generator<'f> {
             started_at: format_rfc3339(started),
             submitted_at: format_rfc3339(started + duration_s * 1000),
             answers,
+            access_code: None,
         }
     }
 }

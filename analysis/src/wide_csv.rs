@@ -374,6 +374,7 @@ impl<'f, R: Read> Reader<'f, R> {
             started_at: String::new(),
             submitted_at: String::new(),
             answers: BTreeMap::new(),
+            access_code: None,
         };
         for ((name, col), raw) in self.map.iter().zip(self.record.iter()) {
             let cell = if col.numeric() {

@@ -379,6 +379,10 @@ pub struct Draft {
     /// Number fields whose text is not (yet) a number, kept so nothing typed is lost.
     #[serde(default)]
     pub unparsed: BTreeMap<String, String>,
+    /// The 投票码 typed on the start screen (well-formed, shown as `K7QM-3XWD`) when the
+    /// group needs one; it goes into the ballot and is checked by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_code: Option<String>,
 }
 
 impl Draft {
@@ -392,6 +396,7 @@ impl Draft {
             page: 0,
             answers: BTreeMap::new(),
             unparsed: BTreeMap::new(),
+            access_code: None,
         }
     }
 
@@ -495,6 +500,7 @@ impl Draft {
             started_at: self.started_at.clone(),
             submitted_at,
             answers: ballot::relevant_answers(form, &self.answers),
+            access_code: self.access_code.clone(),
         }
     }
 }
@@ -680,6 +686,7 @@ mod tests {
             started_at: String::new(),
             submitted_at: String::new(),
             answers: BTreeMap::new(),
+            access_code: None,
         };
         let mut c = Contents::default();
         c.forms.insert("f@1".into(), vec![ballot("a"), ballot("b")]);

@@ -11,6 +11,10 @@
 //! sent again and the server, which keeps each ballot id once, answers `already_stored`.
 //! A record holds the hash of its chunk's first line, so a record left from a chunk that
 //! was cleared never speaks for a new chunk stored under the same key.
+//!
+//! A ballot of a group that votes with a 投票码 goes out with the code kept beside its
+//! line ([`crate::store::code_key`]); once the server has answered for it, either way,
+//! the code is removed from the device.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +23,7 @@ use analysis::error::cut;
 use analysis::Ballot;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{first_line_hash, BallotStore, ChunkInfo, KeyValue, CHUNK_PREFIX};
+use crate::store::{code_key, first_line_hash, BallotStore, ChunkInfo, KeyValue, CHUNK_PREFIX};
 
 /// Every record of the server's answers begins with this.
 pub const MARKS_PREFIX: &str = "pingyi.v1.sent.";
@@ -243,7 +247,8 @@ pub fn next_batch<S: KeyValue>(store: &BallotStore<S>, limit: usize) -> Vec<Pend
             if text.is_empty() || marks.state(line) != LineState::Waiting {
                 continue;
             }
-            if let Ok(ballot) = compact::decode(form, &device, text) {
+            if let Ok(mut ballot) = compact::decode(form, &device, text) {
+                ballot.access_code = store.kv().get(&code_key(&key, line));
                 out.push(Pending {
                     chunk: key.clone(),
                     first: first.clone(),
@@ -269,7 +274,8 @@ pub fn request_body(batch: &[Pending]) -> String {
 pub enum Verdict {
     /// `stored` or `already_stored`.
     Sent,
-    /// `conflict` or `refused`, with why.
+    /// `conflict` or `refused`, with why: the server's reason code when it is one of
+    /// [`WORDED_REASONS`], else its problems.
     Refused(String),
 }
 
@@ -311,7 +317,21 @@ struct Item {
     status: String,
     #[serde(default)]
     problems: Vec<Problem>,
+    /// Why it was refused: `invalid`, `closed`, `code_missing`, `code_invalid`,
+    /// `code_used` or `rate_limited` (servers before access codes give none).
+    #[serde(default)]
+    reason: Option<String>,
 }
+
+/// The server's reasons for a refusal that the app words itself (see [`Verdict::Refused`]);
+/// any other refusal (`invalid`, `conflict`) keeps the server's problems as its reason.
+pub const WORDED_REASONS: [&str; 5] = [
+    "closed",
+    "code_missing",
+    "code_invalid",
+    "code_used",
+    "rate_limited",
+];
 
 #[derive(Deserialize)]
 struct Problem {
@@ -352,8 +372,15 @@ fn verdicts(batch: &[Pending], a: Answer) -> Reply {
         if r.id != p.ballot.id {
             return Reply::Later(Failure::Mismatch, None);
         }
+        let worded = r
+            .reason
+            .as_deref()
+            .filter(|why| r.status == "refused" && WORDED_REASONS.contains(why));
         out.push(match r.status.as_str() {
             "stored" | "already_stored" => Verdict::Sent,
+            "refused" if worded.is_some() => {
+                Verdict::Refused(worded.unwrap_or_default().to_string())
+            }
             "conflict" | "refused" => {
                 let why: Vec<String> = r
                     .problems
@@ -401,19 +428,27 @@ pub fn apply(
         // Read just before writing, so marks another tab wrote meanwhile are kept.
         let mut marks = read_marks(kv, chunk, first);
         let before = marks.clone();
-        for (p, v) in items {
+        for (p, v) in &items {
             match v {
                 Verdict::Sent => marks.mark_sent(p.line),
                 Verdict::Refused(why) => marks.mark_refused(p.line, why),
             }
         }
         if marks == before {
+            // Noted already (another tab had the same answers): only the codes may be left.
+            for (p, _) in &items {
+                kv.remove(&code_key(chunk, p.line));
+            }
             continue;
         }
         let json = serde_json::to_string(&marks).expect("marks serialize");
         match kv.set(&marks_key(chunk), &json) {
             Ok(()) => {
-                marked += (marks.sent() + marks.refused()) - (before.sent() + before.refused())
+                marked += (marks.sent() + marks.refused()) - (before.sent() + before.refused());
+                // Answered either way: the code has done its work and leaves the device.
+                for (p, _) in &items {
+                    kv.remove(&code_key(chunk, p.line));
+                }
             }
             Err(e) => {
                 error.get_or_insert(e);
@@ -655,6 +690,79 @@ mod tests {
             read_reply(&b[..2], 200, &body, None),
             Reply::Later(..)
         ));
+    }
+
+    #[test]
+    fn a_code_goes_out_with_its_ballot_never_into_the_store_and_leaves_once_answered() {
+        let kv = memory();
+        let form = Form::default_form();
+        let mut store = BallotStore::open(kv.clone(), "w1");
+        let mut deputy = ballot(&form, 1);
+        deputy.group = "npc".into();
+        deputy.access_code = Some("K7QM-3XWD".into());
+        for b in [ballot(&form, 0), deputy.clone(), ballot(&form, 2)] {
+            store.append(&form, DEFAULT_FORM_JSON, &b).unwrap();
+        }
+        let lines = kv.get(&store.chunks()[0].key).unwrap();
+        assert!(
+            !lines.contains("K7QM"),
+            "the code is not in the ballot line: {lines}"
+        );
+        let stored: Vec<Ballot> = store.contents().forms.into_values().flatten().collect();
+        assert!(stored.iter().all(|b| b.access_code.is_none()), "{stored:?}");
+
+        let batch = next_batch(&store, 10);
+        let codes: Vec<Option<&str>> = batch
+            .iter()
+            .map(|p| p.ballot.access_code.as_deref())
+            .collect();
+        assert_eq!(codes, [None, Some("K7QM-3XWD"), None]);
+        assert!(request_body(&batch).contains(r#""access_code":"K7QM-3XWD""#));
+
+        let body = serde_json::json!({"results": [
+            {"id": batch[0].ballot.id, "status": "stored"},
+            {"id": batch[1].ballot.id, "status": "refused", "reason": "code_used",
+             "problems": [{"path": "[1].access_code", "message": "this access code was already used"}]},
+            {"id": batch[2].ballot.id, "status": "refused", "reason": "invalid",
+             "problems": [{"path": "[2].answers.appr", "message": "bad"}]},
+        ]})
+        .to_string();
+        let Reply::Answered(v) = read_reply(&batch, 200, &body, None) else {
+            panic!("{body}")
+        };
+        assert_eq!(
+            v,
+            [
+                Verdict::Sent,
+                Verdict::Refused("code_used".into()),
+                Verdict::Refused("[2].answers.appr: bad".into())
+            ]
+        );
+        let code_slot = code_key(&batch[1].chunk, batch[1].line);
+        assert_eq!(kv.get(&code_slot).as_deref(), Some("K7QM-3XWD"));
+        apply(&kv, &batch, &v);
+        assert_eq!(
+            kv.get(&code_slot),
+            None,
+            "answered: the code leaves the device"
+        );
+        let t = tally(&store);
+        assert_eq!((t.sent, t.waiting, t.refused), (1, 0, 2));
+        assert_eq!(t.reasons.get("code_used"), Some(&1));
+
+        // A waiting code goes with its chunk when the device is cleared.
+        let mut next = ballot(&form, 3);
+        next.access_code = Some("K7QM-3XWD".into());
+        let at = store.append(&form, DEFAULT_FORM_JSON, &next).unwrap();
+        assert!(kv.get(&code_key(&at.key, at.line)).is_some());
+        assert!(store.clear_if(|_, _| true));
+        assert!(
+            kv.keys()
+                .iter()
+                .all(|k| !k.starts_with(crate::store::CODE_PREFIX)),
+            "{:?}",
+            kv.keys()
+        );
     }
 
     #[test]

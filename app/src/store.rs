@@ -17,6 +17,11 @@
 //!   (a garbled settings record), kept until they have been exported.
 //! - `pingyi.v1.sent.<writer>.<n>`: which lines of that chunk the server has answered for
 //!   (see [`crate::outbox`]); removed with the chunk.
+//! - `pingyi.v1.code.<writer>.<n>.<line>`: the 投票码 of that line's ballot, while the
+//!   server has not answered for it. Never part of the ballot line, so no export can carry
+//!   it; removed once the server answers (see [`crate::outbox::apply`]) and with the chunk.
+//!   Each is written once by the tab that stored the ballot and removed once, so two tabs
+//!   never race over one record.
 //!
 //! A write is read back before it counts as done; only then does the app thank the
 //! respondent. Nothing that cannot be read is ever rewritten or deleted before it has been
@@ -44,6 +49,20 @@ pub const CHUNK_PREFIX: &str = "pingyi.v1.b.";
 pub const FORM_PREFIX: &str = "pingyi.v1.forms.";
 /// Entries set aside raw because they could not be read (see [`quarantine`]).
 pub const QUARANTINE_PREFIX: &str = "pingyi.v1.damaged.";
+/// Access codes of ballots the server has not answered for: this, the chunk key's tail,
+/// and the line.
+pub const CODE_PREFIX: &str = "pingyi.v1.code.";
+
+/// Where the access code of line `line` of chunk `chunk_key` is kept.
+pub fn code_key(chunk_key: &str, line: usize) -> String {
+    format!("{}{line}", codes_of(chunk_key))
+}
+
+/// The start shared by the keys of every access code of chunk `chunk_key`.
+fn codes_of(chunk_key: &str) -> String {
+    let rest = chunk_key.strip_prefix(CHUNK_PREFIX).unwrap_or(chunk_key);
+    format!("{CODE_PREFIX}{rest}.")
+}
 
 /// A string store with a quota, such as `localStorage`.
 pub trait KeyValue {
@@ -385,16 +404,31 @@ impl<S: KeyValue> BallotStore<S> {
                 .map_err(StoreError::Refused)?;
         }
         let (key, value, appended_to) = self.next_write(&fkey, &device, &line);
-        self.kv.set(&key, &value).map_err(StoreError::Refused)?;
+        let stored = Stored {
+            key: key.clone(),
+            line: value.split('\n').count() - 1,
+        };
+        // The code first: a ballot stored without the code its respondent typed would be
+        // refused at the server. A record left at this line by an earlier chunk under the
+        // same key is replaced or removed, so it never speaks for this ballot.
+        let slot = code_key(&key, stored.line);
+        match &ballot.access_code {
+            Some(code) => self.kv.set(&slot, code).map_err(StoreError::Refused)?,
+            None => self.kv.remove(&slot),
+        }
+        if self.kv.get(&slot) != ballot.access_code {
+            self.kv.remove(&slot);
+            return Err(StoreError::NotReadBack(slot));
+        }
+        if let Err(e) = self.kv.set(&key, &value) {
+            self.kv.remove(&slot);
+            return Err(StoreError::Refused(e));
+        }
         if self.kv.get(&key).as_deref() != Some(value.as_str()) {
             return Err(StoreError::NotReadBack(key));
         }
         let size = cost(&key) + cost(&value);
         let count = ballot_lines(&value).count();
-        let stored = Stored {
-            key: key.clone(),
-            line: value.split('\n').count() - 1,
-        };
         match appended_to {
             Some(i) => {
                 self.chunks[i].count = count;
@@ -629,6 +663,12 @@ impl<S: KeyValue> BallotStore<S> {
                 self.kv.remove(&key);
                 if key.starts_with(CHUNK_PREFIX) {
                     self.kv.remove(&crate::outbox::marks_key(&key));
+                    let codes = codes_of(&key);
+                    for k in self.kv.keys() {
+                        if k.starts_with(&codes) {
+                            self.kv.remove(&k);
+                        }
+                    }
                 }
             }
         }
@@ -704,6 +744,7 @@ pub(crate) mod tests {
             started_at: "2026-11-22T01:00:00.000Z".into(),
             submitted_at: "2026-11-22T01:03:00.000Z".into(),
             answers,
+            access_code: None,
         }
     }
 

@@ -195,48 +195,40 @@ fn check(forms: &HeldForms, value: &Value, at: &str) -> Result<(Ballot, Admissio
     let held = forms
         .find(&ballot.form_id, &ballot.form_version)
         .map_err(|message| problem("form_id", message))?;
-    let mut problems: Vec<Problem> = ballot
+    let problems: Vec<Problem> = ballot
         .problems(&held.form)
         .into_iter()
         .map(|p| Problem {
+            message: if p.path == CODE_FIELD {
+                // Said without the typed code, which the refusal kept would otherwise hold.
+                ballot
+                    .access_code
+                    .as_deref()
+                    .and_then(|typed| AccessCode::parse(typed).err())
+                    .map_or(p.message, |e| e.to_string())
+            } else {
+                p.message
+            },
             path: join(at, &p.path),
-            message: p.message,
         })
         .collect();
-    let code = match value.get(CODE_FIELD) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(typed)) => match AccessCode::parse(typed) {
-            Ok(code) => Some(code),
-            Err(e) => {
-                problems.push(Problem {
-                    path: join(at, CODE_FIELD),
-                    message: e.to_string(),
-                });
-                None
-            }
-        },
-        Some(other) => {
-            problems.push(Problem {
-                path: join(at, CODE_FIELD),
-                message: format!(
-                    "the access code is {}, expected a string such as \"K7QM-3XWD\"",
-                    cut_quoted(&other.to_string())
-                ),
-            });
-            None
-        }
-    };
     if !problems.is_empty() {
-        // `Ballot::problems` may already refuse a malformed code: say it once.
-        problems.dedup_by(|a, b| a.path == b.path && a.message == b.message);
         return Err(problems);
     }
+    let code = ballot
+        .access_code
+        .as_deref()
+        .and_then(|typed| AccessCode::parse(typed).ok());
     let admission = Admission {
-        code_required: crate::codes::code_required(&held.json, &ballot.group),
+        code_required: held
+            .form
+            .groups
+            .iter()
+            .any(|g| g.id == ballot.group && g.code_required),
         code,
         ..Admission::default()
     };
-    Ok((ballot, admission))
+    Ok((without_code(ballot), admission))
 }
 
 fn refusal(value: &Value, id: &str, problems: &[Problem]) -> Refusal {
@@ -263,6 +255,15 @@ fn refusal(value: &Value, id: &str, problems: &[Problem]) -> Refusal {
         form_version: field("form_version"),
         reason: reason.join("; "),
         raw: without_code_field(value).to_string(),
+    }
+}
+
+/// The ballot as stored: its access code is taken out, so neither the stored JSON nor
+/// its hash holds it, and a resent ballot is the same ballot with or without its code.
+fn without_code(ballot: Ballot) -> Ballot {
+    Ballot {
+        access_code: None,
+        ..ballot
     }
 }
 

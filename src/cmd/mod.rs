@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod aggregate;
 pub mod assess;
 pub mod build;
+pub mod codes;
 pub mod export;
 pub mod form;
 pub mod generate;
@@ -58,6 +59,8 @@ enum Command {
     Generate(generate::Args),
     /// Officials who sign in to the campaign console: add, list, remove, passwd.
     User(user::Args),
+    /// Issue one-time access codes (投票码) for a group: a printable PDF sheet or CSV.
+    Codes(codes::Args),
 }
 
 /// Runs the chosen subcommand; `Ok` carries the exit code for results such as "form has problems".
@@ -74,5 +77,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Assess(args) => assess::run(args),
         Command::Generate(args) => generate::run(args),
         Command::User(args) => user::run(args),
+        Command::Codes(args) => codes::run(args),
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use pingyi_server::config::{DashboardSettings, RulesFile};
-use pingyi_server::store::Database;
+use pingyi_server::store::{Database, RateLimits};
 use pingyi_server::{Config, FormFile, Limits, Server, TlsFiles};
 
 use crate::site;
@@ -69,6 +69,12 @@ pub struct Args {
     /// 0.0.0.0 or ::).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Ballots of open groups (no access code) taken per device and hour; 0 = no limit.
+    #[arg(long, value_name = "N", default_value_t = RateLimits::default().per_device)]
+    limit_device: u32,
+    /// Ballots of open groups taken per client address and hour; 0 = no limit.
+    #[arg(long, value_name = "N", default_value_t = RateLimits::default().per_address)]
+    limit_address: u32,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -126,7 +132,13 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         database,
         site,
         tls,
-        limits: Limits::default(),
+        limits: Limits {
+            rates: RateLimits {
+                per_device: args.limit_device,
+                per_address: args.limit_address,
+            },
+            ..Limits::default()
+        },
         dashboard,
     })
 }

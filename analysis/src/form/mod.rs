@@ -79,6 +79,9 @@ pub struct Group {
     pub id: String,
     /// Display label.
     pub label: Label,
+    /// Each respondent needs a one-time 投票码 (JSON `"code_required": true`; absent is
+    /// false). The app asks for it; only the server checks whether it was issued and unused.
+    pub code_required: bool,
 }
 
 /// A page of items.

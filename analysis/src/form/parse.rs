@@ -531,7 +531,7 @@ impl Walker {
     }
 
     fn groups(&mut self, o: &Obj) -> Vec<Group> {
-        const GROUP: &[&str] = &["id", "label"];
+        const GROUP: &[&str] = &["id", "label", "code_required"];
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let list = self.array(o, "groups", true);
@@ -549,8 +549,13 @@ impl Walker {
             let id = self.id(&go, "id");
             self.unique(&mut seen, &id, go.at("id"), "group id");
             let label = self.label(&go, "label", true);
+            let code_required = self.boolean(&go, "code_required", false);
             if let (Some(id), Some(label)) = (id, label) {
-                out.push(Group { id, label });
+                out.push(Group {
+                    id,
+                    label,
+                    code_required,
+                });
             }
         }
         out

@@ -70,6 +70,46 @@ fn default_form_is_valid_and_recognisable() {
         "every item type is in the default form: {kinds:?}"
     );
     assert_eq!(form.groups.len(), 6);
+    let coded: Vec<&str> = form
+        .groups
+        .iter()
+        .filter(|g| g.code_required)
+        .map(|g| g.id.as_str())
+        .collect();
+    assert_eq!(
+        coded,
+        ["npc", "cppcc"],
+        "人大代表 and 政协委员 vote with a code"
+    );
+}
+
+#[test]
+fn a_group_needs_a_code_only_when_it_says_so() {
+    let marked = MINIMAL.replace(
+        r#""groups": [{"id": "public", "label": {"zh-CN": "群众", "en": "Citizens"}}]"#,
+        r#""groups": [{"id": "public", "label": {"zh-CN": "群众", "en": "Citizens"}},
+                    {"id": "npc", "label": "人大代表", "code_required": true},
+                    {"id": "staff", "label": "干部", "code_required": false}]"#,
+    );
+    assert_ne!(marked, MINIMAL, "the test's edit must apply");
+    let form = Form::from_json("t", &marked).unwrap_or_else(|p| panic!("{p}"));
+    let flags: Vec<(&str, bool)> = form
+        .groups
+        .iter()
+        .map(|g| (g.id.as_str(), g.code_required))
+        .collect();
+    assert_eq!(flags, [("public", false), ("npc", true), ("staff", false)]);
+
+    let wrong = marked.replace(r#""code_required": true"#, r#""code_required": "yes""#);
+    let p = problems(&wrong);
+    assert!(
+        has(
+            &p,
+            r#"groups[1].code_required: expected true or false, found "yes""#
+        ),
+        "{p:#?}"
+    );
+    assert_eq!(p.len(), 1, "{p:#?}");
 }
 
 #[test]

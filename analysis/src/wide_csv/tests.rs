@@ -13,6 +13,7 @@ fn ballot(form: &Form, id: &str) -> Ballot {
         started_at: "2026-11-22T09:00:00.000+08:00".into(),
         submitted_at: "2026-11-22T09:04:30.500+08:00".into(),
         answers: BTreeMap::new(),
+        access_code: None,
     }
 }
 

@@ -57,36 +57,19 @@ pub fn keyed_hash(key_hex: &str, code: &AccessCode) -> String {
 /// Most codes issued at once (a meeting of 2000 is a large 人大).
 pub const MAX_COUNT: usize = 2000;
 
-/// Whether the form marks `group` as voting with access codes (`"code_required": true`
-/// on the group in the form's definition `form_json`).
-pub fn code_required(form_json: &str, group: &str) -> bool {
-    code_groups(form_json).iter().any(|g| g == group)
-}
-
-/// The groups of a form definition that vote with access codes.
-pub fn code_groups(form_json: &str) -> Vec<String> {
-    let definition: serde_json::Value = serde_json::from_str(form_json).unwrap_or_default();
-    definition["groups"]
-        .as_array()
-        .map(|groups| {
-            groups
-                .iter()
-                .filter(|g| g["code_required"] == serde_json::Value::Bool(true))
-                .filter_map(|g| g["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The groups of a form that vote with access codes (`"code_required": true`).
+pub fn code_groups(form: &Form) -> Vec<String> {
+    form.groups
+        .iter()
+        .filter(|g| g.code_required)
+        .map(|g| g.id.clone())
+        .collect()
 }
 
 /// Checks a request to issue `count` codes for `group` of a form: the group exists and
 /// votes with codes, and the count is 1 to [`MAX_COUNT`]. Answers the group's name.
-pub fn check_request(
-    form: &Form,
-    form_json: &str,
-    group: &str,
-    count: usize,
-) -> Result<String, String> {
-    let with_codes = code_groups(form_json);
+pub fn check_request(form: &Form, group: &str, count: usize) -> Result<String, String> {
+    let with_codes = code_groups(form);
     let listed = if with_codes.is_empty() {
         "none (mark a group with \"code_required\": true in the form)".to_string()
     } else {
@@ -103,7 +86,7 @@ pub fn check_request(
             all.join(", ")
         ));
     };
-    if !with_codes.iter().any(|g| g == group) {
+    if !found.code_required {
         return Err(format!(
             "group {} votes without codes (the form does not mark it \"code_required\": \
              true); groups that vote with codes: {listed}",

@@ -155,15 +155,18 @@ impl<'a> Face<'a> {
         units as f32 * size / f32::from(self.metrics.units_per_em())
     }
 
-    /// `text` broken into lines at most `width` wide (between any two characters, as
-    /// Chinese is written), at most `max` lines, the last cut with "…" if need be.
+    /// `text` broken into lines at most `width` wide (between any two Chinese characters,
+    /// between words elsewhere), at most `max` lines, the last cut with "…" if need be.
     fn wrap(&self, text: &str, size: f32, width: f32, max: usize) -> Vec<String> {
+        if max == 0 {
+            return Vec::new();
+        }
         let mut lines: Vec<String> = vec![String::new()];
-        for c in text.chars() {
+        for token in tokens(text) {
             let line = lines.last_mut().expect("never empty");
-            let longer = format!("{line}{c}");
-            if self.width(&longer, size) > width && !line.is_empty() {
-                lines.push(c.to_string());
+            let longer = format!("{line}{token}");
+            if self.width(&longer, size) > width && !line.trim().is_empty() {
+                lines.push(token.trim_start().to_string());
             } else {
                 *line = longer;
             }
@@ -189,6 +192,31 @@ impl<'a> Face<'a> {
             TextDirection::Auto,
         );
     }
+}
+
+/// The pieces a line may break between: each Chinese character on its own, a Latin
+/// word with the spaces before it.
+fn tokens(text: &str) -> Vec<String> {
+    let mut tokens: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_ascii() && (c != ' ' || word.trim().is_empty()) {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            tokens.push(std::mem::take(&mut word));
+        }
+        if c == ' ' {
+            word.push(c);
+        } else {
+            tokens.push(c.to_string());
+        }
+    }
+    if !word.is_empty() {
+        tokens.push(word);
+    }
+    tokens
 }
 
 /// Dashed lines between the slips, to cut along.
@@ -267,18 +295,20 @@ fn slip(
     );
     ink(surface, 60);
     let mut y = body_top + 64.0;
+    let bottom = origin.y + SLIP_H - PAD;
+    // The help is cut to the room above the address: Chinese first, then English.
+    let room = |y: f32, size: f32| ((bottom - 21.0 - y) / (size + 2.5)).max(0.0) as usize;
     let help = "扫描二维码，或打开下面的网址并输入投票码。每码只能投一票，请勿转交他人。";
     let help_en =
         "Scan the QR code, or open the address below and enter the code. One code, one ballot.";
-    for line in text
-        .wrap(help, 8.0, left_w, 3)
-        .into_iter()
-        .chain(text.wrap(help_en, 7.0, left_w, 2))
-    {
+    for line in text.wrap(help, 8.0, left_w, room(y, 8.0).min(3)) {
         text.draw(surface, Point::from_xy(x, y), 8.0, &line);
         y += 10.5;
     }
-    let bottom = origin.y + SLIP_H - PAD;
+    for line in text.wrap(help_en, 7.0, left_w, room(y, 7.0).min(3)) {
+        text.draw(surface, Point::from_xy(x, y), 7.0, &line);
+        y += 9.5;
+    }
     for (i, line) in text
         .wrap(sheet.public_url, 7.5, left_w, 2)
         .iter()

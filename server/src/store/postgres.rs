@@ -346,15 +346,15 @@ async fn submit_once(
     let key: Option<String> = tx.query_opt(codes::SQL_KEY, &[]).await?.map(|r| r.get(0));
     let at = now();
     let mut verdicts = vec![Ok(Outcome::Stored); batch.len()];
+    let mut inserted = vec![false; batch.len()];
     let mut repeats = 0i64;
+    // The ballots are inserted first, in sorted order (see `submit`), so an id decides
+    // before anything else: a resent ballot never needs its code again, even while its
+    // first sending is under way (the insert waits for it).
     for &i in order {
         let b = &batch[i];
         let columns = Columns::of(&b.ballot_json);
-        // The ballot is inserted first, so its id decides before anything else (a resent
-        // ballot never needs its code again, even while its first sending is under way: the
-        // insert waits for it); the savepoint undoes it when refused.
-        let ballot = tx.savepoint("ballot").await?;
-        let inserted = ballot
+        let n = tx
             .execute(
                 &insert,
                 &[
@@ -370,18 +370,10 @@ async fn submit_once(
                 ],
             )
             .await?;
-        if inserted == 1 {
-            match decide(&ballot, b, &columns, &at, key.as_deref()).await? {
-                None => ballot.commit().await?,
-                Some(reason) => {
-                    ballot.rollback().await?;
-                    refused_in(&tx, b, &columns, &at, reason).await?;
-                    verdicts[i] = Err(reason);
-                }
-            }
+        if n == 1 {
+            inserted[i] = true;
             continue;
         }
-        ballot.commit().await?;
         let hash: String = tx.query_one(&stored_hash, &[&b.response_id]).await?.get(0);
         if hash == b.content_hash {
             repeats += 1;
@@ -400,6 +392,25 @@ async fn submit_once(
             )
             .await?;
             verdicts[i] = Ok(Outcome::Conflict);
+        }
+    }
+    // Then the campaign's rules, in the order sent (the first ballot with a code takes
+    // it); a savepoint undoes what a refused ballot's checks counted.
+    for (i, b) in batch.iter().enumerate().filter(|(i, _)| inserted[*i]) {
+        let columns = Columns::of(&b.ballot_json);
+        let checks = tx.savepoint("ballot").await?;
+        match decide(&checks, b, &columns, &at, key.as_deref()).await? {
+            None => checks.commit().await?,
+            Some(reason) => {
+                checks.rollback().await?;
+                tx.execute(
+                    "DELETE FROM ballots WHERE response_id = $1",
+                    &[&b.response_id],
+                )
+                .await?;
+                refused_in(&tx, b, &columns, &at, reason).await?;
+                verdicts[i] = Err(reason);
+            }
         }
     }
     if repeats > 0 {

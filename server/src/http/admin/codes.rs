@@ -72,7 +72,7 @@ async fn counts(
 ) -> Result<Json<Value>, AdminError> {
     let held = campaign(&state, &id, &version)?;
     let counted = state.store().code_counts(&id, &version).await?;
-    let mut names = codes::code_groups(&held.json);
+    let mut names = codes::code_groups(&held.form);
     // Codes of a group the form does not mark stay visible.
     for c in &counted {
         if !names.contains(&c.group) {
@@ -106,7 +106,7 @@ async fn issue(
     let format = Format::parse(query.format.as_deref())?;
     let held = campaign(&state, &id, &version)?;
     let request: IssueRequest = parse(&body, r#"a request {"group": "npc", "count": 60}"#)?;
-    let label = codes::check_request(&held.form, &held.json, &request.group, request.count)
+    let label = codes::check_request(&held.form, &request.group, request.count)
         .map_err(ApiError::Unprocessable)?;
     let public_url = public_url(&headers, peer);
     // Everything that could fail after issuing is tried first: codes issued and never
