@@ -172,6 +172,20 @@ fn head_counts_from_the_database(db: &str) {
         "{url}api/v1/admin/campaigns/{}/{}/dashboard?rules=meeting",
         form.id, form.version
     );
+    // Three deputies vote with three of the five codes issued to their group.
+    let issued = rt
+        .block_on(store.issue_codes(&form.id, &form.version, "npc", 5))
+        .unwrap();
+    let deputies: Vec<_> = issued.codes[..3]
+        .iter()
+        .map(|code| {
+            let mut b = g.ballot();
+            b.group = "npc".into();
+            b.access_code = Some(code.to_string());
+            b
+        })
+        .collect();
+    let ballots: Vec<_> = ballots.into_iter().chain(deputies).collect();
     let dashboard = rt.block_on(async {
         let r = c
             .post(format!("{url}api/v1/ballots"))
@@ -180,6 +194,10 @@ fn head_counts_from_the_database(db: &str) {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        for result in body["results"].as_array().unwrap() {
+            assert_eq!(result["status"], "stored", "{result}");
+        }
         let r = c
             .post(format!("{url}api/v1/admin/session"))
             .json(&json!({"name": "li", "password": "battery staple"}))
@@ -237,6 +255,16 @@ fn head_counts_from_the_database(db: &str) {
     assert!(
         notes.contains(
             &"head counts of group \"cadre\": present 36 (the database), members 70 (the database)"
+        ),
+        "{notes:?}"
+    );
+    assert_eq!(
+        dash["head_counts"]["npc"],
+        json!({"issued": 5, "returned": 3, "present": null, "members": null})
+    );
+    assert!(
+        notes.contains(
+            &"head counts of group \"npc\": issued 5 (the database), returned 3 (the database)"
         ),
         "{notes:?}"
     );
