@@ -319,3 +319,93 @@ fn head_counts_come_from_the_database_and_the_dashboard_equals_score_sqlite() {
 fn head_counts_come_from_the_database_and_the_dashboard_equals_score_postgres() {
     head_counts_from_the_database(&fresh_postgres("heads"));
 }
+
+/// `pingyi serve --rules` checks the rules against the served form before anything
+/// starts, and prints the public address and its QR code after its first line.
+#[test]
+fn serve_checks_its_rules_and_prints_the_public_address_with_a_qr_code() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let w = Work::new();
+    let site = w.path("site");
+    std::fs::create_dir_all(&site).unwrap();
+    for name in [
+        "index.html",
+        "style.css",
+        "pingyi_app.js",
+        "pingyi_app_bg.wasm",
+        "manifest.webmanifest",
+        "icon.svg",
+        "sw.js",
+    ] {
+        std::fs::write(site.join(name), b"x").unwrap();
+    }
+    let site = site.to_str().unwrap().to_string();
+    let bad = w.write("bad.toml", "[quorum]\ngroups = [\"deputies\"]\n");
+    let err = w.fails(
+        &[
+            "serve",
+            "--no-build",
+            "--pkg",
+            &site,
+            "--port",
+            "0",
+            "--rules",
+            bad.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        err.contains("bad.toml")
+            && err.contains("quorum.groups[0]")
+            && err.contains("\"deputies\""),
+        "{err}"
+    );
+    assert!(
+        !w.path("pingyi.db").exists(),
+        "no database is made for a refused start"
+    );
+
+    let good = rules("congress-quorum.toml");
+    let mut child = common::pingyi()
+        .args([
+            "serve",
+            "--no-build",
+            "--pkg",
+            &site,
+            "--port",
+            "0",
+            "--rules",
+            &good,
+        ])
+        .args(["--public-url", "http://192.168.1.20:8080/"])
+        .current_dir(w.dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.starts_with("Pingyi 评议 is served at http://127.0.0.1:")
+            && first.ends_with(" (Ctrl-C to stop)"),
+        "{first}"
+    );
+    let second = lines.next().unwrap().unwrap();
+    assert_eq!(
+        second,
+        "Respondents open http://192.168.1.20:8080/ (scan the QR code with a phone):"
+    );
+    // A QR code of half blocks: square rows, 4 modules of quiet zone each side.
+    let qr: Vec<String> = (0..10).map(|_| lines.next().unwrap().unwrap()).collect();
+    let width = qr[0].chars().count();
+    assert!(width >= 29, "{qr:?}");
+    assert!(
+        qr.iter()
+            .all(|l| l.chars().count() == width && l.chars().all(|c| " ▀▄█".contains(c))),
+        "{qr:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
