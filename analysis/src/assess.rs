@@ -80,6 +80,10 @@ pub struct AssessReport {
     pub units: Vec<AssessUnit>,
     /// Units of the score report left out because nobody rated them.
     pub skipped: Vec<String>,
+    /// Groups whose vote was void in the score report (quorum not met, more returned
+    /// than issued), with why: the appraisal was scored without them.
+    #[serde(default)]
+    pub void_groups: Vec<crate::score::VoidGroup>,
 }
 
 /// Rows `unit,KEY,value` of a small CSV (components or deductions), checked.
@@ -327,6 +331,7 @@ pub fn assess(
         appraisal_name: a.appraisal_name.clone(),
         units,
         skipped,
+        void_groups: report.void_groups.clone(),
     })
 }
 
@@ -589,6 +594,9 @@ pub fn to_table(r: &AssessReport, decimals: u32) -> String {
             r.skipped.join(", ")
         ));
     }
+    for v in &r.void_groups {
+        s.push_str(&format!("not graded: {}\n", v.reason));
+    }
     s
 }
 
@@ -612,6 +620,11 @@ pub fn to_csv(r: &AssessReport, decimals: u32) -> String {
         "rank".into(),
         "grade".into(),
     ]);
+    // Only when some group was void, so that the usual file keeps its columns.
+    let void: Vec<&str> = r.void_groups.iter().map(|v| v.group.as_str()).collect();
+    if !void.is_empty() {
+        header.push("void_groups".into());
+    }
     let _ = w.write_record(&header);
     let f = |x: f64| {
         format!(
@@ -637,6 +650,9 @@ pub fn to_csv(r: &AssessReport, decimals: u32) -> String {
         row.push(f(u.total));
         row.push(u.rank.to_string());
         row.push(u.grade.clone().unwrap_or_default());
+        if !void.is_empty() {
+            row.push(void.join(" "));
+        }
         let _ = w.write_record(&row);
     }
     let bytes = w.into_inner().unwrap_or_default();

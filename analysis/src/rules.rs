@@ -791,25 +791,94 @@ impl Rules {
     /// Parses a rules file and checks it against `form`. Every problem is listed with its
     /// TOML path; a syntax error keeps its line and column.
     pub fn from_toml(source: &str, text: &str, form: &Form) -> Result<Resolved, Problems> {
-        let rules: Rules = match toml::from_str(text) {
-            Ok(r) => r,
-            Err(e) => {
-                let place = e
-                    .span()
-                    .map(|s| {
-                        let before = &text[..s.start.min(text.len())];
-                        let line = before.matches('\n').count() + 1;
-                        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-                        format!("line {line}, column {col}")
-                    })
-                    .unwrap_or_default();
-                return Err(Problems {
-                    source: source.to_string(),
-                    problems: vec![Problem::new(place, e.message().trim().to_string())],
-                });
+        Rules::parse_toml(source, text)?.resolve(source, form)
+    }
+
+    /// Parses a rules file without checking it against a form (see [`Rules::from_toml`]).
+    pub fn parse_toml(source: &str, text: &str) -> Result<Rules, Problems> {
+        toml::from_str(text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                    format!("line {line}, column {col}")
+                })
+                .unwrap_or_default();
+            Problems {
+                source: source.to_string(),
+                problems: vec![Problem::new(place, e.message().trim().to_string())],
             }
-        };
-        rules.resolve(source, form)
+        })
+    }
+
+    /// Fills the head counts these rules leave out (`denominator.groups.G.issued`,
+    /// `returned`, `present`, `members`) from `counted` (a collection database's codes and
+    /// attendance, named `from`), for the groups in `groups`. A count given in both that
+    /// differs is a problem naming both. Returns a note per group saying where each of
+    /// its head counts came from.
+    pub fn with_head_counts(
+        &mut self,
+        source: &str,
+        groups: &[String],
+        counted: &BTreeMap<String, HeadCounts>,
+        from: &str,
+    ) -> Result<Vec<String>, Problems> {
+        let mut problems = Vec::new();
+        let mut notes = Vec::new();
+        for (group, db) in counted.iter().filter(|(g, _)| groups.contains(g)) {
+            let given = self
+                .denominator
+                .groups
+                .get(group)
+                .copied()
+                .unwrap_or_default();
+            let mut merged = given;
+            let mut said = Vec::new();
+            for (name, rules, database, slot) in [
+                ("issued", given.issued, db.issued, &mut merged.issued),
+                (
+                    "returned",
+                    given.returned,
+                    db.returned,
+                    &mut merged.returned,
+                ),
+                ("present", given.present, db.present, &mut merged.present),
+                ("members", given.members, db.members, &mut merged.members),
+            ] {
+                match (rules, database) {
+                    (Some(r), Some(d)) if r != d => problems.push(Problem::new(
+                        format!("denominator.groups.{group}.{name}"),
+                        format!(
+                            "is {r} in the rules but {d} in {from}; expected them to agree \
+                             (leave it out of the rules to use the database's)"
+                        ),
+                    )),
+                    (Some(r), _) => said.push(format!("{name} {r} (rules)")),
+                    (None, Some(d)) => {
+                        *slot = Some(d);
+                        said.push(format!("{name} {d} ({from})"));
+                    }
+                    (None, None) => {}
+                }
+            }
+            if !said.is_empty() {
+                notes.push(format!(
+                    "head counts of group {group:?}: {}",
+                    said.join(", ")
+                ));
+            }
+            self.denominator.groups.insert(group.clone(), merged);
+        }
+        if problems.is_empty() {
+            Ok(notes)
+        } else {
+            Err(Problems {
+                source: source.to_string(),
+                problems,
+            })
+        }
     }
 
     /// Checks these rules against `form` (see [`Rules::from_toml`]).

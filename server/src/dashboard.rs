@@ -5,16 +5,16 @@
 //!
 //! The console polls the dashboard every few seconds; a computation reads every ballot
 //! of the campaign, so [`Dashboard`] keeps the last result per campaign and rules and
-//! computes again only when the count of stored ballots changed. Computing runs on a
+//! computes again only when the count of stored ballots or the head counts changed. Computing runs on a
 //! blocking thread, never on the async runtime.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use analysis::aggregate::Aggregate;
 use analysis::files::{aggregate_inputs, BallotSource, Input, Options};
-use analysis::rules::{Resolved, Rules};
+use analysis::rules::{HeadCounts, Resolved, Rules};
 use analysis::score::Report;
 use analysis::{Ballot, Form, InputError};
 use serde::Serialize;
@@ -43,6 +43,19 @@ impl DatabaseSource {
             reader: RefCell::new(reader),
             read: Cell::new(0),
         })
+    }
+
+    /// The database's name, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The campaign's head counts per group: codes issued and used, attendance.
+    pub fn head_counts(&self, form: &Form) -> Result<BTreeMap<String, HeadCounts>, String> {
+        self.reader
+            .borrow_mut()
+            .head_counts(&form.id, &form.version)
+            .map_err(|e| format!("{}: {e}", self.name))
     }
 
     /// Ballots handed over by the last read.
@@ -132,15 +145,48 @@ pub fn aggregate(
 }
 
 /// The score report of a database's ballots of `form` under `rules`: exactly what
-/// `pingyi score DATABASE --format json` prints.
+/// `pingyi score DATABASE --format json` prints. `notes` (where the head counts came
+/// from, [`database_rules`]) go first among the report's notes.
 pub fn score_database(
     source: &DatabaseSource,
     form: &Form,
     rules: &Resolved,
+    notes: &[String],
 ) -> Result<Report, String> {
     let agg =
         aggregate(form, rules, &[Input::Ballots(source)], 1, &|_| {}).map_err(|e| e.to_string())?;
-    Ok(analysis::score::score(form, rules, &agg))
+    Ok(with_notes(analysis::score::score(form, rules, &agg), notes))
+}
+
+/// The report with `notes` put first among its notes.
+pub fn with_notes(mut report: Report, notes: &[String]) -> Report {
+    report.notes.splice(0..0, notes.iter().cloned());
+    report
+}
+
+/// The rules for scoring a database's campaign: the file's (or the defaults), with the
+/// head counts they leave out taken from the database (`heads`, named `from`: codes
+/// issued and used, attendance), checked against `form` with score's messages. Also
+/// the notes saying where each head count came from.
+pub fn database_rules(
+    file: Option<&RulesFile>,
+    form: &Form,
+    heads: &BTreeMap<String, HeadCounts>,
+    from: &str,
+) -> Result<(Resolved, Vec<String>), String> {
+    let (source, mut rules) = match file {
+        None => ("default rules".to_string(), Rules::default()),
+        Some(f) => (
+            f.source.clone(),
+            Rules::parse_toml(&f.source, &f.text).map_err(|e| e.to_string())?,
+        ),
+    };
+    let groups: Vec<String> = form.groups.iter().map(|g| g.id.clone()).collect();
+    let notes = rules
+        .with_head_counts(&source, &groups, heads, from)
+        .map_err(|e| e.to_string())?;
+    let resolved = rules.resolve(&source, form).map_err(|e| e.to_string())?;
+    Ok((resolved, notes))
 }
 
 /// The rules a dashboard asks for by name, or the defaults (`pingyi score` without
@@ -200,9 +246,14 @@ pub enum DashboardError {
     Failed(String),
 }
 
-/// One computed dashboard, with the count of stored ballots it was computed for.
+/// A campaign (form id, version) and the rules' name.
+type CacheKey = (String, String, Option<String>);
+
+/// One computed dashboard, with the count of stored ballots and the head counts it was
+/// computed for.
 struct Computed {
     ballots: u64,
+    heads: BTreeMap<String, HeadCounts>,
     body: Value,
 }
 
@@ -213,7 +264,7 @@ pub struct Dashboard {
     database: Database,
     /// Per (form id, version, rules name): held while computing, so that pollers of one
     /// dashboard wait for one computation instead of each starting their own.
-    cache: Mutex<HashMap<(String, String, Option<String>), Computed>>,
+    cache: Mutex<HashMap<CacheKey, Computed>>,
 }
 
 /// A rules file as the console lists it.
@@ -262,6 +313,7 @@ impl Dashboard {
         form: &Form,
         rules: Option<&str>,
         per_hour: Vec<HourCount>,
+        heads: BTreeMap<String, HeadCounts>,
     ) -> Result<Value, DashboardError> {
         let file = match rules {
             None => None,
@@ -296,25 +348,31 @@ impl Dashboard {
             rules.map(str::to_string),
         );
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.get(&key).filter(|c| c.ballots == ballots) {
+        if let Some(c) = cache
+            .get(&key)
+            .filter(|c| c.ballots == ballots && c.heads == heads)
+        {
             let mut body = c.body.clone();
             body["per_hour"] = json!(per_hour);
             return Ok(body);
         }
         let (form2, file2, db) = (form.clone(), file.cloned(), self.database.clone());
+        let heads2 = heads.clone();
         let report = tokio::task::spawn_blocking(move || {
-            let resolved = resolve_rules(file2.as_ref(), &form2)?;
             let source = DatabaseSource::open(&db)?;
-            score_database(&source, &form2, &resolved)
+            let (resolved, notes) =
+                database_rules(file2.as_ref(), &form2, &heads2, "the database")?;
+            score_database(&source, &form2, &resolved, &notes)
         })
         .await
         .map_err(|e| DashboardError::Failed(format!("the computation stopped: {e}")))?
         .map_err(DashboardError::Failed)?;
-        let body = body_of(&report, rules, ballots, &per_hour);
+        let body = body_of(&report, rules, ballots, &per_hour, &heads);
         cache.insert(
             key,
             Computed {
                 ballots,
+                heads,
                 body: body.clone(),
             },
         );
@@ -325,7 +383,13 @@ impl Dashboard {
 /// The dashboard's JSON: the ballots per unit × group as scoring counted them (groups of
 /// the vote that rated the unit; void groups are left out, as scoring leaves them), per hour
 /// of arrival, and the score report itself.
-fn body_of(report: &Report, rules: Option<&str>, ballots: u64, per_hour: &[HourCount]) -> Value {
+fn body_of(
+    report: &Report,
+    rules: Option<&str>,
+    ballots: u64,
+    per_hour: &[HourCount],
+    heads: &BTreeMap<String, HeadCounts>,
+) -> Value {
     let by_unit_group: Vec<Value> = report
         .units
         .iter()
@@ -340,7 +404,7 @@ fn body_of(report: &Report, rules: Option<&str>, ballots: u64, per_hour: &[HourC
         "ballots": ballots,
         "by_unit_group": by_unit_group,
         "per_hour": per_hour,
-        "head_counts": {},
+        "head_counts": heads,
         "rules": rules,
         "scores": report,
         "computed_at": analysis::time::format_rfc3339(now_millis()),
@@ -352,4 +416,30 @@ fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_url;
+
+    #[test]
+    fn the_public_address_is_the_one_asked_for_else_the_listen_one_never_unspecified() {
+        let at = |s: &str| s.parse().unwrap();
+        assert_eq!(
+            public_url(Some("https://pingyi.example/"), at("0.0.0.0:8443"), "https"),
+            "https://pingyi.example/"
+        );
+        assert_eq!(
+            public_url(None, at("127.0.0.1:8080"), "http"),
+            "http://127.0.0.1:8080/"
+        );
+        for bound in ["0.0.0.0:8080", "[::]:8080"] {
+            let url = public_url(None, at(bound), "http");
+            assert!(
+                url.starts_with("http://") && url.ends_with(":8080/"),
+                "{url}"
+            );
+            assert!(!url.contains("0.0.0.0") && !url.contains("[::]"), "{url}");
+        }
+    }
 }

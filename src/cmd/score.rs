@@ -94,6 +94,48 @@ pub fn load_rules(path: Option<&Path>, form: &Form) -> anyhow::Result<Resolved> 
     }
 }
 
+/// The rules, with the head counts they leave out taken from the collection database
+/// among the inputs (codes issued and used, attendance: [`pingyi_server::dashboard::database_rules`],
+/// the code the console's dashboard runs), and notes saying where each came from.
+/// Head counts from several databases are refused: they cannot be told apart.
+pub fn rules_with_database(
+    path: Option<&Path>,
+    form: &Form,
+    files: &[PathBuf],
+) -> anyhow::Result<(Resolved, Vec<String>)> {
+    let mut counted = Vec::new();
+    for p in files {
+        if let Some(db) = crate::input::database_of(p)? {
+            let source = DatabaseSource::open(&db).map_err(anyhow::Error::msg)?;
+            let heads = source.head_counts(form).map_err(anyhow::Error::msg)?;
+            if !heads.is_empty() {
+                counted.push((source.name().to_string(), heads));
+            }
+        }
+    }
+    match counted.as_slice() {
+        [] => Ok((load_rules(path, form)?, Vec::new())),
+        [(_, heads)] => {
+            let file = match path {
+                None => None,
+                Some(p) => Some(pingyi_server::config::RulesFile {
+                    source: p.display().to_string(),
+                    name: String::new(),
+                    text: crate::input::read_text(p)?,
+                }),
+            };
+            pingyi_server::dashboard::database_rules(file.as_ref(), form, heads, "the database")
+                .map_err(anyhow::Error::msg)
+        }
+        [(a, _), (b, _), ..] => anyhow::bail!(
+            "{a} and {b} both hold head counts (access codes or attendance) of form {} version {}; \
+             expected one database with them, or score each database on its own",
+            form.id,
+            form.version
+        ),
+    }
+}
+
 /// Reads every input into one state, with a progress bar when standard error is a
 /// terminal and the inputs are large. Databases among the inputs are read row by row,
 /// and a line for each says on standard error what was read from it.
@@ -201,9 +243,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::output::refuse_inputs(out, &read)?;
     }
     let form = load_form(args.form.as_deref())?;
-    let rules = load_rules(args.rules.as_deref(), &form)?;
+    let (rules, notes) = rules_with_database(args.rules.as_deref(), &form, &args.files)?;
     let agg = read_inputs(&form, &rules, &args.files, args.threads)?;
-    let report = analysis::score::score(&form, &rules, &agg);
+    let report =
+        pingyi_server::dashboard::with_notes(analysis::score::score(&form, &rules, &agg), &notes);
     let out = &rules.rules.output;
     let text = match format_of(args.format, args.output.as_deref(), Format::Table) {
         Format::Json => {

@@ -360,6 +360,19 @@ fn a_group_below_its_quorum_is_not_graded_and_every_output_says_why() {
     assert!(crate::render::to_csv(&rep, out).contains("void_group:npc"));
     let json = serde_json::to_string(&rep).unwrap();
     assert!(json.contains("未超过半数，不计分"));
+    // pingyi assess reads this JSON back and says so too.
+    let back: Report = serde_json::from_str(&json).unwrap();
+    let assessed = crate::assess::AssessReport {
+        appraisal_name: "民主测评".into(),
+        units: Vec::new(),
+        skipped: Vec::new(),
+        void_groups: back.void_groups,
+    };
+    assert!(crate::assess::to_table(&assessed, 2).contains("not graded: 人大代表: 实到 30 人"));
+    assert!(crate::assess::to_csv(&assessed, 2).contains(",void_groups"));
+    assert!(serde_json::to_string(&assessed)
+        .unwrap()
+        .contains("未超过半数"));
 }
 
 #[test]

@@ -36,8 +36,9 @@ async fn dashboard(
         .map_err(ApiError::NotFound)?
         .form;
     let per_hour = state.store().arrivals_per_hour(&id, &version).await?;
+    let heads = state.store().head_counts(&id, &version).await?;
     let body = dash
-        .compute(form, asked.rules.as_deref(), per_hour)
+        .compute(form, asked.rules.as_deref(), per_hour, heads)
         .await
         .map_err(|e| match e {
             DashboardError::UnknownRules(m) => ApiError::BadRequest(m),
