@@ -90,7 +90,7 @@ impl Server {
             ])
             .arg(&self.pkg)
             .arg("--database")
-            .arg(self.database.path().join("ballots.db"))
+            .arg(self.database())
             .args(&self.extra)
             .stdout(Stdio::piped())
             .spawn()
@@ -133,6 +133,11 @@ impl Server {
     pub fn restart_with(&mut self, extra: &[&str]) {
         self.extra = extra.iter().map(|s| s.to_string()).collect();
         self.restart();
+    }
+
+    /// The database file it collects into (for the CLI: `pingyi codes --database …`).
+    pub fn database(&self) -> PathBuf {
+        self.database.path().join("ballots.db")
     }
 
     /// The port it listens on.
