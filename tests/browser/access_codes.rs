@@ -302,3 +302,49 @@ async fn a_typo_is_caught_on_the_device_and_a_slip_link_fills_the_code_and_leave
     );
     s.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_deputies_kiosk_each_person_types_their_own_code() {
+    let mut s = Session::start(&pkg_dir(), &[]).await;
+    let codes = issue_codes(&mut s, "npc", 2);
+    s.goto("").await;
+    // Kiosk mode with the group fixed to 人大代表, back to the start 4 s after thanks.
+    flows::open_admin(&s, "4321", true).await;
+    s.click("kiosk-enabled").await;
+    let back = s.find("kiosk-return").await;
+    back.clear().await.unwrap();
+    back.send_keys("4").await.unwrap();
+    s.find("kiosk-group")
+        .await
+        .find(thirtyfour::By::Css("option[value='npc']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.click("kiosk-save").await;
+    s.wait_for_text("saved", |t| t.contains("已保存")).await;
+    s.click("admin-close").await;
+    s.find("start").await;
+
+    for (n, code) in codes.iter().enumerate() {
+        let field = s.find("access-code").await;
+        let left = field.prop("value").await.unwrap().unwrap_or_default();
+        assert_eq!(left, "", "person {} finds an empty code field", n + 1);
+        assert!(
+            !s.shown("group-npc").await,
+            "the group is fixed, not chosen"
+        );
+        s.type_into("access-code", code).await;
+        answer_and_submit(&s).await;
+        // The kiosk goes back to the start by itself for the next person (the ballot is
+        // delivered meanwhile or later: the server's count below says it arrived).
+        s.find("start").await;
+    }
+    let status = s
+        .server
+        .wait_status("both deputies", |st| st["ballots"] == 2)
+        .await;
+    assert_eq!(status["refused"], 0, "{status}");
+    s.close().await;
+}
