@@ -348,3 +348,86 @@ async fn at_a_deputies_kiosk_each_person_types_their_own_code() {
     assert_eq!(status["refused"], 0, "{status}");
     s.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_tells_the_server_how_many_ballots_wait_even_when_they_cannot_get_through() {
+    use std::io::Write;
+    let mut s = Session::start(&pkg_dir(), &[]).await;
+    s.server.stop();
+    let mut add = Command::new(env!("CARGO_BIN_EXE_pingyi"))
+        .args(["user", "add", "ops", "--role", "viewer", "--password-stdin"])
+        .arg("--database")
+        .arg(s.server.database())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pingyi user add");
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success(), "pingyi user add failed");
+    s.server.restart();
+    s.goto("").await;
+    flows::complete_ballot(&s).await;
+    wait_delivery(&s, "delivered").await;
+    let device = s
+        .js("return JSON.parse(localStorage.getItem('pingyi.v1.settings')).device_id")
+        .await;
+    // The batch endpoint goes away (the heartbeat's does not): the next ballot waits.
+    s.cdp("Network.enable", serde_json::json!({})).await;
+    s.cdp(
+        "Network.setBlockedURLs",
+        serde_json::json!({ "urls": ["*/api/v1/ballots*"] }),
+    )
+    .await;
+    s.click("new-ballot").await;
+    flows::complete_ballot(&s).await;
+
+    let client = reqwest::Client::new();
+    let signed_in = client
+        .post(format!("{}api/v1/admin/session", s.server.url))
+        .json(&serde_json::json!({"name": "ops", "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let url = format!(
+        "{}api/v1/admin/campaigns/minzhu-pingyi/2026.1/sources",
+        s.server.url
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sources: serde_json::Value = client
+            .get(&url)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // A ballot's arrival records the device with nothing waiting; only the heartbeat
+        // knows of the ballot that cannot get through.
+        let seen = sources["devices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["device_id"] == device && d["waiting"] == 1);
+        if seen.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            panic!("the server never heard the device {device}'s heartbeat: {sources}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    s.close().await;
+}
