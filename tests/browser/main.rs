@@ -1,6 +1,7 @@
 //! End-to-end tests of the form app in a real headless Chromium, driven through the same
 //! controls a citizen or an official uses (elements found by `data-testid`).
 
+mod access_codes;
 mod admin;
 mod console;
 mod device_store;
@@ -125,7 +126,7 @@ async fn clearing_needs_an_export_of_everything_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_brings_the_draft_back() {
     let s = Session::open().await;
-    flows::to_grid(&s, "npc").await;
+    flows::to_grid(&s, "cadre").await;
     s.click("opt-appr-gaj-attitude-5").await;
     s.click("opt-appr-jyj-overall-9").await;
     s.reload().await;

@@ -1,7 +1,7 @@
 //! The start screen (title, privacy notice, respondent group, the 投票码 of a group that
 //! votes with one, start) and the thank-you screen.
 
-use analysis::access_code::{AccessCode, CodeError};
+use analysis::access_code::{AccessCode, CodeError, ALPHABET};
 use leptos::prelude::*;
 
 use super::{kiosk, Ctx, Screen};
@@ -178,6 +178,19 @@ pub fn StartScreen() -> impl IntoView {
 /// in words as soon as it shows (a character codes never use, too many characters, a
 /// check character that disagrees), and everything once the respondent tried to start.
 fn code_message(typed: &str, asked: bool) -> Option<Result<(), CodeError>> {
+    // A character codes never use (0, O, 1, I …) is named at once, even in a short code.
+    let first_foreign = typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .enumerate()
+        .find(|(_, c)| !u8::try_from(*c).is_ok_and(|b| ALPHABET.contains(&b)));
+    if let Some((i, ch)) = first_foreign {
+        return Some(Err(CodeError::Char {
+            ch,
+            position: i + 1,
+        }));
+    }
     match AccessCode::parse(typed) {
         Ok(_) => Some(Ok(())),
         Err(e @ (CodeError::Empty | CodeError::Length { .. })) if !asked => match e {

@@ -174,9 +174,9 @@ fn finish(ctx: Ctx, result: Result<(), (Failure, Option<u32>)>) {
             },
         );
     }
-    if wait.is_none() {
-        heartbeat(ctx);
-    }
+    // After every round, also a failed one: a server that refuses batches (storage down)
+    // still hears how many ballots wait here; without a network it simply fails too.
+    heartbeat(ctx);
     if again {
         kick(ctx);
     } else if let Some(ms) = wait {
