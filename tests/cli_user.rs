@@ -229,7 +229,7 @@ fn the_consoles_export_is_pingyi_exports(w: &Work, database: &str) {
             })
             .await
             .unwrap();
-        let mut g = Generator::new(&form, 5);
+        let mut g = Generator::new(&form, 5).open_groups_only();
         // In several commits, so that arrival order and id order differ.
         for _ in 0..4 {
             let batch = (0..40)

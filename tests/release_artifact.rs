@@ -151,7 +151,9 @@ fn the_release_folder_serves_the_app_and_stores_ballots_without_a_toolchain() {
         );
 
         let form = analysis::Form::default_form();
-        let ballot = analysis::synth::Generator::new(&form, 21).ballot();
+        let ballot = analysis::synth::Generator::new(&form, 21)
+            .open_groups_only()
+            .ballot();
         assert_eq!(post_and_count(&c, &url, &ballot).await, 1);
     });
     assert!(
@@ -198,7 +200,9 @@ fn the_release_folder_serves_the_app_and_stores_ballots_without_a_toolchain() {
         let form = analysis::Form::from_json("my-form.json", &own).unwrap();
         let served_form = c.get(format!("{url}form.json")).send().await.unwrap();
         assert_eq!(served_form.text().await.unwrap(), own);
-        let ballot = analysis::synth::Generator::new(&form, 22).ballot();
+        let ballot = analysis::synth::Generator::new(&form, 22)
+            .open_groups_only()
+            .ballot();
         assert_eq!(post_and_count(&c, &url, &ballot).await, 1);
     });
     drop(served);

@@ -51,6 +51,8 @@ pub struct Generator<'f> {
     quality: Vec<f64>,
     next: u64,
     start_ms: i64,
+    /// Draw respondents only from groups that vote without an access code.
+    open_only: bool,
 }
 
 impl<'f> Generator<'f> {
@@ -65,7 +67,17 @@ impl<'f> Generator<'f> {
             next: 0,
             // 2026-11-01T09:00:00+08:00
             start_ms: 1_793_494_800_000,
+            open_only: false,
         }
+    }
+
+    /// Makes ballots only of the groups that vote without an access code (a server
+    /// refuses the others' ballots unless each carries an issued code): for load tests
+    /// and demonstrations against a server. A form whose groups all need codes keeps
+    /// drawing from all of them.
+    pub fn open_groups_only(mut self) -> Generator<'f> {
+        self.open_only = self.form.groups.iter().any(|g| !g.code_required);
+        self
     }
 
     /// The next ballot.
@@ -82,10 +94,16 @@ impl<'f> Generator<'f> {
             (rng.next_u64() as u16 & 0x3fff) | 0x8000,
             rng.next_u64() & 0xffff_ffff_ffff
         );
-        let group = &form.groups[if rng.unit() < 0.6 {
+        let open_only = self.open_only;
+        let groups: Vec<&crate::form::Group> = form
+            .groups
+            .iter()
+            .filter(|g| !(open_only && g.code_required))
+            .collect();
+        let group = groups[if rng.unit() < 0.6 {
             0
         } else {
-            rng.below(form.groups.len())
+            rng.below(groups.len())
         }];
         let leniency = rng.unit() * 1.2 - 0.6;
         let straight = rng.unit() < 0.02;

@@ -230,6 +230,14 @@ pub fn json_ballots(data: &[u8]) {
     let Ok(ballots) = json::read_all(&w.form, "fuzz.json", data) else {
         return;
     };
+    // No export, JSON or CSV, nor the device's store line, keeps an access code.
+    let ballots: Vec<Ballot> = ballots
+        .into_iter()
+        .map(|b| Ballot {
+            access_code: None,
+            ..b
+        })
+        .collect();
     let text = json::to_string(&ballots);
     match json::read_all(&w.form, "export.json", text.as_bytes()) {
         Ok(again) => assert_eq!(again, ballots, "{text}"),

@@ -48,6 +48,13 @@ impl HeldForms {
             given
         };
         let mut served = None;
+        let known: Vec<(String, String)> = store
+            .forms()
+            .await
+            .map_err(|e| format!("cannot read the forms of the database: {e}"))?
+            .into_iter()
+            .map(|f| (f.id, f.version))
+            .collect();
         for file in given {
             let form = Form::from_json(&file.source, &file.json).map_err(|p| p.to_string())?;
             let record = FormRecord {
@@ -64,6 +71,18 @@ impl HeldForms {
                 ),
                 other => format!("cannot add the form {} to the database: {other}", file.source),
             })?;
+            // A form version new to this database is a change to what is collected: it
+            // goes into the audit log beside the officials' actions.
+            if !known.contains(&(form.id.clone(), form.version.clone())) {
+                let detail = format!(
+                    "form {} version {} from {}",
+                    form.id, form.version, file.source
+                );
+                store
+                    .audit("pingyi serve", "cli", "form_added", &detail)
+                    .await
+                    .map_err(|e| format!("cannot write the audit log: {e}"))?;
+            }
             served.get_or_insert((form.id, form.version));
         }
         let mut forms = BTreeMap::new();

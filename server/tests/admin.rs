@@ -248,6 +248,21 @@ async fn signing_in_and_out(database: Option<Database>) {
         "{entries:?}"
     );
     assert_eq!(entries[0]["action"], "sign_in", "newest first: {entries:?}");
+    // The server's first start added the built-in form to the database: a change to what
+    // is collected, logged as such (and only once: restarts add nothing).
+    let added: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "form_added")
+        .collect();
+    assert_eq!(added.len(), 1, "{entries:?}");
+    assert_eq!(added[0]["user"], "pingyi serve", "{entries:?}");
+    assert!(
+        added[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("form minzhu-pingyi version 2026.1 from the built-in form"),
+        "{entries:?}"
+    );
 
     let (status, headers, _) = send(
         &c,
@@ -473,7 +488,7 @@ async fn over_tls_the_session_cookie_is_secure() {
 /// Stores `n` ballots of the built-in form through the public API.
 async fn post_ballots(c: &reqwest::Client, s: &TestServer, n: usize, seed: u64) {
     let form = Form::default_form();
-    let mut g = Generator::new(&form, seed);
+    let mut g = Generator::new(&form, seed).open_groups_only();
     let ballots: Vec<_> = (0..n).map(|_| g.ballot()).collect();
     let r = c
         .post(format!("{}api/v1/ballots", s.url))

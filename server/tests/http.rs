@@ -119,7 +119,7 @@ fn client() -> reqwest::Client {
 
 fn ballots(n: usize, seed: u64) -> Vec<Ballot> {
     let form = Form::default_form();
-    let mut g = Generator::new(&form, seed);
+    let mut g = Generator::new(&form, seed).open_groups_only();
     (0..n).map(|_| g.ballot()).collect()
 }
 

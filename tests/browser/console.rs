@@ -367,7 +367,7 @@ async fn an_admin_issues_codes_as_a_pdf_sheet_sees_them_used_and_records_the_mee
     s.click(CAMPAIGN).await;
     s.find("codes-group").await;
     let note = s.page_text().await;
-    assert!(note.contains("评议码只在发放时出现一次"), "{note}");
+    assert!(note.contains("投票码只在发放时出现一次"), "{note}");
     let count = s.find("codes-count").await;
     count.clear().await.unwrap();
     count.send_keys("5").await.unwrap();

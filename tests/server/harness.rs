@@ -37,7 +37,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 /// `n` valid ballots of the default form from `seed`, each with its own id.
 pub fn ballots(seed: u64, n: usize) -> Vec<Ballot> {
     let form = Form::default_form();
-    let mut g = Generator::new(&form, seed);
+    let mut g = Generator::new(&form, seed).open_groups_only();
     let out: Vec<Ballot> = (0..n).map(|_| g.ballot()).collect();
     let ids: std::collections::HashSet<&str> = out.iter().map(|b| b.id.as_str()).collect();
     assert_eq!(ids.len(), n, "the generator repeated an id for seed {seed}");

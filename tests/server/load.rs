@@ -280,7 +280,7 @@ async fn bench_backend(backend: &str, db: &Db, dir: &std::path::Path, s: &Settin
 /// `count` requests of fresh ballots (ids unique within the seed), serialized already.
 fn requests(mode: Mode, seed: u64, count: usize) -> Vec<Request> {
     let form = analysis::Form::default_form();
-    let mut make = Generator::new(&form, seed);
+    let mut make = Generator::new(&form, seed).open_groups_only();
     let mut ids = HashSet::new();
     let mut ballot = || {
         let b = make.ballot();
