@@ -59,8 +59,8 @@ cargo fmt --all -- --check
 step "cargo clippy (native, all targets)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo clippy (the app for wasm32)"
-cargo clippy -p pingyi-app --target wasm32-unknown-unknown -- -D warnings
+step "cargo clippy (the app and the console for wasm32)"
+cargo clippy -p pingyi-app -p pingyi-console --target wasm32-unknown-unknown -- -D warnings
 
 step "building the app (pingyi build)"
 cargo run --quiet -- build

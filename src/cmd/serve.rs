@@ -83,19 +83,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
+        let qr = qr_text(server.public_url())?;
         let mut out = std::io::stdout().lock();
-        writeln!(
+        // Only for the person who started the server: once it serves, a closed or full
+        // standard output (a terminal closed, a reader that took the first line and left)
+        // must not stop it, so failed writes are ignored rather than returned.
+        let _ = writeln!(
             out,
             "Pingyi 评议 is served at {} (Ctrl-C to stop)",
             server.url()
-        )?;
-        writeln!(
-            out,
-            "Respondents open {} (scan the QR code with a phone):",
-            server.public_url()
-        )?;
-        out.write_all(qr_text(server.public_url())?.as_bytes())?;
-        out.flush()?;
+        )
+        .and_then(|()| out.flush())
+        .and_then(|()| {
+            writeln!(
+                out,
+                "Respondents open {} (scan the QR code with a phone):",
+                server.public_url()
+            )
+        })
+        .and_then(|()| out.write_all(qr.as_bytes()))
+        .and_then(|()| out.flush());
         drop(out);
         server.serve(shutdown_signal()).await;
         Ok(())

@@ -189,6 +189,9 @@ impl Server {
             .arg(&self.database)
             .arg("--pkg")
             .arg(pkg_dir())
+            // The drills send thousands of ballots from one address within minutes, which
+            // the open groups' hourly limits rightly refuse; what they prove is durability.
+            .args(["--limit-device", "0", "--limit-address", "0"])
             .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(log)
