@@ -135,6 +135,14 @@ pub(super) const SQL_SOURCE_BALLOT: &str =
      ON CONFLICT (form_id, form_version, kind, key, hour) \
      DO UPDATE SET ballots = sources.ballots + 1 RETURNING ballots";
 
+/// Makes a source's row if it is missing and locks it, changing nothing (PostgreSQL: an
+/// upsert's update takes the row's lock).
+pub(super) const SQL_SOURCE_LOCK: &str =
+    "INSERT INTO sources (form_id, form_version, kind, key, hour, ballots, refused) \
+     VALUES ($1, $2, $3, $4, $5, 0, 0) \
+     ON CONFLICT (form_id, form_version, kind, key, hour) \
+     DO UPDATE SET ballots = sources.ballots";
+
 pub(super) const SQL_SOURCE_REFUSED: &str =
     "INSERT INTO sources (form_id, form_version, kind, key, hour, ballots, refused) \
      VALUES ($1, $2, $3, $4, $5, 0, 1) \

@@ -394,6 +394,7 @@ async fn submit_once(
             verdicts[i] = Ok(Outcome::Conflict);
         }
     }
+    lock_counted_rows(&tx, batch, &inserted, &at).await?;
     // Then the campaign's rules, in the order sent (the first ballot with a code takes
     // it); a savepoint undoes what a refused ballot's checks counted.
     for (i, b) in batch.iter().enumerate().filter(|(i, _)| inserted[*i]) {
@@ -478,6 +479,47 @@ async fn decide(
     }
     seen(tx, b, columns, at).await?;
     Ok(None)
+}
+
+/// Locks every row the checks of this batch's new ballots will count in (their sources
+/// and their devices), in one sorted order, before any of them is changed. Batches sent at
+/// once from devices behind one address otherwise take the same rows in different orders,
+/// and PostgreSQL breaks the cycle by aborting one of them as a deadlock, over and over
+/// under a burst. The ballots' own ids are taken before (sorted too), so every
+/// transaction takes its locks in the same order: ids, then sources, then devices.
+async fn lock_counted_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    batch: &[Incoming],
+    inserted: &[bool],
+    at: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let mut rows = std::collections::BTreeSet::new();
+    let mut devices = std::collections::BTreeSet::new();
+    for (b, _) in batch.iter().zip(inserted).filter(|(_, new)| **new) {
+        let columns = Columns::of(&b.ballot_json);
+        let hour = codes::counted_hour(&columns.submitted_at, at);
+        for (kind, key) in sources(b, &columns) {
+            rows.insert((
+                b.form_id.clone(),
+                b.form_version.clone(),
+                kind,
+                key.to_string(),
+                hour.clone(),
+            ));
+        }
+        if !b.admission.address.is_empty() && !columns.device_id.is_empty() {
+            devices.insert((columns.device_id.clone(), b.admission.address.clone()));
+        }
+    }
+    for (form_id, version, kind, key, hour) in &rows {
+        tx.execute(codes::SQL_SOURCE_LOCK, &[form_id, version, kind, key, hour])
+            .await?;
+    }
+    for (device, address) in &devices {
+        tx.execute(codes::SQL_DEVICE_SEEN, &[device, &at, address])
+            .await?;
+    }
+    Ok(())
 }
 
 /// Records the arrival of a ballot as a contact of its device.
