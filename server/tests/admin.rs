@@ -3,7 +3,8 @@
 //! out, the cookie's flags, wrong passwords and the throttle, roles, the audit log,
 //! closing a campaign and its final export.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
 use analysis::synth::Generator;
@@ -19,8 +20,6 @@ use tokio::sync::oneshot;
 
 /// Guard against a hang; never an assertion about speed.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
 struct TestServer {
     url: String,
@@ -86,37 +85,12 @@ impl TestServer {
 }
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap()
+    common::client(PATIENCE)
 }
 
-/// A fresh PostgreSQL database of this test's own, made through PINGYI_TEST_POSTGRES.
+/// A fresh PostgreSQL database of this test's own.
 async fn fresh_postgres(test: &str) -> Database {
-    let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "PINGYI_TEST_POSTGRES is not set: this test needs a PostgreSQL server. Run ./test.sh, \
-             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
-        )
-    });
-    let name = format!(
-        "pingyi_admin_{test}_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::SeqCst)
-    );
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e}"));
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let base = admin.split('?').next().unwrap();
-    let (server, _) = base.rsplit_once('/').expect("a URL with a database name");
-    Database::Postgres(format!("{server}/{name}"))
+    Database::Postgres(common::fresh_postgres_url(&format!("admin_{test}")).await)
 }
 
 async fn add_user(store: &Store, name: &str, role: &str, password: &str) {

@@ -4,7 +4,8 @@
 //! clear, head counts; and the console's codes, attendance and sources routes and the
 //! devices' heartbeat over real HTTP.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
 use analysis::access_code::AccessCode;
@@ -23,41 +24,16 @@ use tokio::sync::oneshot;
 /// Guard against a hang; never an assertion about speed.
 const PATIENCE: Duration = Duration::from_secs(120);
 
-static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
-
 /// A database for one test (the SQLite folder removed at the end).
 struct TestDb {
     db: Database,
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A fresh PostgreSQL database of this test's own.
 async fn fresh_postgres(test: &str) -> TestDb {
-    let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "PINGYI_TEST_POSTGRES is not set: these tests need a PostgreSQL server. Run ./test.sh, \
-             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
-        )
-    });
-    let name = format!(
-        "pingyi_codes_{test}_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::SeqCst)
-    );
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PINGYI_TEST_POSTGRES={admin}: {e}"));
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-    let base = admin.split('?').next().unwrap();
-    let after_scheme = base.find("://").unwrap() + 3;
-    let host_end = base[after_scheme..]
-        .find('/')
-        .map_or(base.len(), |i| after_scheme + i);
     TestDb {
-        db: Database::Postgres(format!("{}/{name}", &base[..host_end])),
+        db: Database::Postgres(common::fresh_postgres_url(&format!("codes_{test}")).await),
         _dir: None,
     }
 }
@@ -593,11 +569,7 @@ impl TestServer {
 }
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap()
+    common::client(PATIENCE)
 }
 
 /// An official of `role` signed in; the cookie to send.

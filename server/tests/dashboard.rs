@@ -3,7 +3,8 @@
 //! its scores equal scoring the same ballots from a file, it follows new ballots, a
 //! quorum (法定人数) met or not shows, and only signed-in officials see it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
 use analysis::files::{aggregate_inputs, Input, Options};
@@ -21,8 +22,6 @@ use tokio::sync::oneshot;
 
 /// Guard against a hang; never an assertion about speed.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
 /// Government staff (机关干部) vote only with more than half of their 70 present.
 const NOT_MET: &str = "name = \"会议评议\"\n[quorum]\ngroups = [\"cadre\"]\nshare = \"1/2\"\n\
@@ -101,36 +100,12 @@ impl TestServer {
 }
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap()
+    common::client(PATIENCE)
 }
 
-/// A fresh PostgreSQL database of this test's own, made through PINGYI_TEST_POSTGRES.
+/// A fresh PostgreSQL database of this test's own.
 async fn fresh_postgres(test: &str) -> Database {
-    let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "PINGYI_TEST_POSTGRES is not set: this test needs a PostgreSQL server. Run ./test.sh, \
-             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
-        )
-    });
-    let name = format!(
-        "pingyi_dash_{test}_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::SeqCst)
-    );
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e}"));
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    Database::Postgres(format!("{base}/{name}"))
+    Database::Postgres(common::fresh_postgres_url(&format!("dashboard_{test}")).await)
 }
 
 /// Ballots of the public and of government staff (groups that need no access code).

@@ -2,6 +2,8 @@
 //! folder: every route and status of the API, the site, the limits that keep bad or
 //! stalled clients from hurting others, CORS, and HTTPS.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -110,11 +112,7 @@ impl TestServer {
 }
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap()
+    common::client(PATIENCE)
 }
 
 fn ballots(n: usize, seed: u64) -> Vec<Ballot> {
@@ -1080,27 +1078,9 @@ async fn a_full_disk_answers_503_with_retry_after_and_the_retry_is_stored() {
     s.stop().await;
 }
 
-/// A fresh PostgreSQL database of this test's own, made through PINGYI_TEST_POSTGRES.
+/// A fresh PostgreSQL database of this test's own.
 async fn fresh_postgres(test: &str) -> String {
-    let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "PINGYI_TEST_POSTGRES is not set: this test needs a PostgreSQL server. Run ./test.sh, \
-             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
-        )
-    });
-    let name = format!("pingyi_http_{test}_{}", std::process::id());
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e}"));
-    tokio::spawn(connection);
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        client.batch_execute(&sql).await.unwrap();
-    }
-    let (base, _) = admin.rsplit_once('/').expect("a URL with a database name");
-    format!("{base}/{name}")
+    common::fresh_postgres_url(&format!("http_{test}")).await
 }
 
 /// `host:port` of a `postgres://user@host:port/db` URL.

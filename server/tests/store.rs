@@ -2,10 +2,11 @@
 //! on a fresh PostgreSQL database (PINGYI_TEST_POSTGRES, which ./test.sh sets); the disk
 //! full and read-only cases run on SQLite on a small tmpfs.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use analysis::synth::Generator;
 use analysis::{Ballot, Form};
@@ -19,48 +20,9 @@ struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
-static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
-
-fn postgres_admin_url() -> String {
-    std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "PINGYI_TEST_POSTGRES is not set: these tests need a PostgreSQL server. Run ./test.sh, \
-             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
-        )
-    })
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[after_scheme..]
-        .find('/')
-        .map_or(base.len(), |i| after_scheme + i);
-    format!("{}/{name}{query}", &base[..host_end])
-}
-
-/// A fresh PostgreSQL database of this test's own.
 async fn fresh_postgres(test: &str) -> TestDb {
-    let admin = postgres_admin_url();
-    let name = format!(
-        "pingyi_{test}_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::SeqCst)
-    );
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PINGYI_TEST_POSTGRES={admin}: {e}"));
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
     TestDb {
-        db: Database::Postgres(with_database(&admin, &name)),
+        db: Database::Postgres(common::fresh_postgres_url(test).await),
         _dir: None,
     }
 }
@@ -713,9 +675,10 @@ async fn postgres_connections_cut_by_the_server_are_unavailable_then_replaced() 
     };
     let store = open_with_form(&t.db).await;
     let mut acknowledged = BTreeSet::new();
-    let (admin, connection) = tokio_postgres::connect(&postgres_admin_url(), tokio_postgres::NoTls)
-        .await
-        .expect("admin connection");
+    let (admin, connection) =
+        tokio_postgres::connect(&common::postgres_admin_url(), tokio_postgres::NoTls)
+            .await
+            .expect("admin connection");
     tokio::spawn(connection);
     let database = url.rsplit('/').next().expect("a database name").to_string();
     for round in 0..5u64 {
