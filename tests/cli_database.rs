@@ -7,63 +7,24 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use analysis::{wide_csv, Ballot, Form};
 use common::{rules, Work};
 use pingyi_server::store::{Database, FormRecord, Incoming, Store};
 use serde_json::Value;
 
-static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// A fresh PostgreSQL database of this test's own (the URL to it).
-fn fresh_postgres(test: &str) -> String {
-    let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "PINGYI_TEST_POSTGRES is not set: these tests need a PostgreSQL server. Run ./test.sh, \
-             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
-        )
-    });
-    let name = format!(
-        "pingyi_cli_{test}_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::SeqCst)
-    );
-    runtime().block_on(async {
-        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PINGYI_TEST_POSTGRES={admin}: {e}"));
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-    });
-    let base = admin.split('?').next().unwrap_or(&admin);
-    let server = &base[..base.rfind('/').expect("a URL with a database")];
-    format!("{server}/{name}")
-}
-
 /// The `--database` values of both backends for one test, SQLite first.
 fn both(w: &Work, test: &str) -> Vec<String> {
     vec![
         format!("sqlite:{}", w.path("campaign.db").display()),
-        fresh_postgres(test),
+        common::fresh_postgres(&format!("cli_{}", test)),
     ]
 }
 
 /// Stores `ballots` (and the built-in form) as the server would.
 fn fill(database: &str, form_json: &str, ballots: &[Ballot]) {
     let db = Database::parse(database).expect("a database value");
-    runtime().block_on(async {
+    common::runtime().block_on(async {
         let store = Store::open(&db).await.expect("open the store");
         let form = Form::from_json("form", form_json).expect("form");
         store

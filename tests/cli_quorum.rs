@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use analysis::synth::Generator;
@@ -17,8 +16,6 @@ use pingyi_server::config::{DashboardSettings, RulesFile};
 use pingyi_server::store::{Database, Store};
 use pingyi_server::{Config, Limits, Server};
 use serde_json::{json, Value};
-
-static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
 /// Guard against a hang; never an assertion about speed.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -69,41 +66,6 @@ fn every_output_of_score_says_why_a_group_below_its_quorum_is_not_graded() {
     assert!(err.contains("bad.toml") && err.contains("\"3/2\""), "{err}");
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn fresh_postgres(test: &str) -> String {
-    let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "PINGYI_TEST_POSTGRES is not set: these tests need a PostgreSQL server. Run ./test.sh, \
-             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
-        )
-    });
-    let name = format!(
-        "pingyi_quorum_{test}_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::SeqCst)
-    );
-    runtime().block_on(async {
-        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PINGYI_TEST_POSTGRES={admin}: {e}"));
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-    });
-    let base = admin.split('?').next().unwrap_or(&admin);
-    let server = &base[..base.rfind('/').expect("a URL with a database")];
-    format!("{server}/{name}")
-}
-
 /// Starts a real server on `db` with the quorum rules, posts ballots of the public and
 /// of government staff, signs in a viewer; then for each attendance recorded in the
 /// database, `pingyi score DB --format json` equals the dashboard's scores.
@@ -126,7 +88,7 @@ fn head_counts_from_the_database(db: &str) {
     }
     let form = Form::default_form();
     let database = Database::parse(db).unwrap();
-    let rt = runtime();
+    let rt = common::runtime();
     let (url, stop, task, store) = rt.block_on(async {
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -317,7 +279,7 @@ fn head_counts_come_from_the_database_and_the_dashboard_equals_score_sqlite() {
 
 #[test]
 fn head_counts_come_from_the_database_and_the_dashboard_equals_score_postgres() {
-    head_counts_from_the_database(&fresh_postgres("heads"));
+    head_counts_from_the_database(&common::fresh_postgres("quorum_heads"));
 }
 
 /// `pingyi serve --rules` checks the rules against the served form before anything

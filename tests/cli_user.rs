@@ -9,7 +9,6 @@ mod common;
 
 use std::io::Write;
 use std::process::{Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use analysis::synth::Generator;
@@ -20,18 +19,8 @@ use pingyi_server::{Config, Limits, Server};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
-
 /// Guard against a hang; never an assertion about speed.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// Runs `pingyi ARGS` in `w` with `stdin` as its standard input.
 fn run_with_input(w: &Work, args: &[&str], stdin: &str) -> Output {
@@ -54,34 +43,6 @@ fn run_with_input(w: &Work, args: &[&str], stdin: &str) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A fresh PostgreSQL database of this test's own (the URL to it).
-fn fresh_postgres(test: &str) -> String {
-    let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "PINGYI_TEST_POSTGRES is not set: these tests need a PostgreSQL server. Run ./test.sh, \
-             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
-        )
-    });
-    let name = format!(
-        "pingyi_user_{test}_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::SeqCst)
-    );
-    runtime().block_on(async {
-        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PINGYI_TEST_POSTGRES={admin}: {e}"));
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-    });
-    let base = admin.split('?').next().unwrap_or(&admin);
-    let server = &base[..base.rfind('/').expect("a URL with a database")];
-    format!("{server}/{name}")
 }
 
 #[test]
@@ -180,7 +141,7 @@ fn officials_are_added_listed_and_refused_clearly() {
         1
     );
 
-    let entries = runtime().block_on(async {
+    let entries = common::runtime().block_on(async {
         let store = Store::open(&Database::parse(&db).unwrap()).await.unwrap();
         store.audit_entries(10).await.unwrap()
     });
@@ -204,7 +165,7 @@ fn officials_are_added_listed_and_refused_clearly() {
 /// the bytes `pingyi export` writes.
 fn the_consoles_export_is_pingyi_exports(w: &Work, database: &str) {
     let form = Form::default_form();
-    let rt = runtime();
+    let rt = common::runtime();
     let site = w.path("site");
     std::fs::create_dir_all(&site).unwrap();
     for name in [
@@ -367,5 +328,5 @@ fn the_consoles_export_is_pingyi_exports_on_sqlite() {
 #[test]
 fn the_consoles_export_is_pingyi_exports_on_postgres() {
     let w = Work::new();
-    the_consoles_export_is_pingyi_exports(&w, &fresh_postgres("export"));
+    the_consoles_export_is_pingyi_exports(&w, &common::fresh_postgres("user_export"));
 }

@@ -108,3 +108,43 @@ impl Work {
         String::from_utf8(out.stderr).unwrap()
     }
 }
+
+/// A small async runtime for the tests that talk to PostgreSQL or a server themselves.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+static NEXT_DB: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A fresh PostgreSQL database of this test's own, made through `PINGYI_TEST_POSTGRES`
+/// (`pingyi_<test>_<pid>_<n>`); the URL to it.
+pub fn fresh_postgres(test: &str) -> String {
+    let admin = std::env::var("PINGYI_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "PINGYI_TEST_POSTGRES is not set: these tests need a PostgreSQL server. Run ./test.sh, \
+             or start a throw-away one with: eval \"$(tests/postgres.sh start)\""
+        )
+    });
+    let name = format!(
+        "pingyi_{test}_{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    runtime().block_on(async {
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PINGYI_TEST_POSTGRES={admin}: {e}"));
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+    });
+    let base = admin.split('?').next().unwrap_or(&admin);
+    let server = &base[..base.rfind('/').expect("a URL with a database")];
+    format!("{server}/{name}")
+}
