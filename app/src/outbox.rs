@@ -820,9 +820,13 @@ mod tests {
             device_endpoint(Some("http://10.0.0.5"), "%E5%A4%A7%E5%8E%85"),
             "http://10.0.0.5/api/v1/devices/%E5%A4%A7%E5%8E%85"
         );
+        // Compared as JSON: the key order depends on serde_json's features, which other
+        // crates of the workspace can switch on (`cargo test --workspace`).
+        let body: serde_json::Value =
+            serde_json::from_str(&heartbeat_body(3, "minzhu-pingyi", "2026.1")).unwrap();
         assert_eq!(
-            heartbeat_body(3, "minzhu-pingyi", "2026.1"),
-            r#"{"form_id":"minzhu-pingyi","form_version":"2026.1","waiting":3}"#
+            body,
+            serde_json::json!({"form_id": "minzhu-pingyi", "form_version": "2026.1", "waiting": 3})
         );
         assert_eq!(
             endpoint(Some("http://10.0.0.5")),
