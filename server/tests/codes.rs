@@ -506,19 +506,7 @@ struct TestServer {
 impl TestServer {
     async fn start(database: &Database, rates: RateLimits) -> (TestServer, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let site = dir.path().join("site");
-        std::fs::create_dir_all(&site).unwrap();
-        for name in [
-            "index.html",
-            "style.css",
-            "pingyi_app.js",
-            "pingyi_app_bg.wasm",
-            "manifest.webmanifest",
-            "icon.svg",
-            "sw.js",
-        ] {
-            std::fs::write(site.join(name), b"x").unwrap();
-        }
+        let site = common::placeholder_site(dir.path());
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             forms: Vec::new(),

@@ -39,19 +39,7 @@ struct TestServer {
 impl TestServer {
     async fn start(database: Option<Database>) -> (TestServer, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let site = dir.path().join("site");
-        std::fs::create_dir_all(&site).unwrap();
-        for name in [
-            "index.html",
-            "style.css",
-            "pingyi_app.js",
-            "pingyi_app_bg.wasm",
-            "manifest.webmanifest",
-            "icon.svg",
-            "sw.js",
-        ] {
-            std::fs::write(site.join(name), b"x").unwrap();
-        }
+        let site = common::placeholder_site(dir.path());
         let database = database.unwrap_or_else(|| Database::Sqlite(dir.path().join("ballots.db")));
         let rules = |name: &str, text: &str| RulesFile {
             source: format!("{name}.toml"),

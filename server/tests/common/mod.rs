@@ -57,3 +57,22 @@ pub fn client(patience: Duration) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A site folder in `dir` with every file `serve` needs, each a placeholder: the
+/// admin, codes and dashboard tests talk to the API, never to the app.
+pub fn placeholder_site(dir: &std::path::Path) -> std::path::PathBuf {
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    for name in [
+        "index.html",
+        "style.css",
+        "pingyi_app.js",
+        "pingyi_app_bg.wasm",
+        "manifest.webmanifest",
+        "icon.svg",
+        "sw.js",
+    ] {
+        std::fs::write(site.join(name), b"x").unwrap();
+    }
+    site
+}
